@@ -1,0 +1,264 @@
+package h1
+
+import (
+	"io"
+	"net"
+	"time"
+
+	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/perr"
+)
+
+// ClientOptions configures a ClientSession. The zero value uses the defaults.
+type ClientOptions struct {
+	Limits Limits
+	// ReadTimeout bounds each read from the upstream; 0 means none (the reference's
+	// read_timeout, reset after each read).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each write to the upstream; 0 means none.
+	WriteTimeout time.Duration
+	// AllowInvalidContentLength reads a response whose Content-Length is invalid until the
+	// connection closes, instead of failing.
+	AllowInvalidContentLength bool
+}
+
+// ClientSession speaks HTTP/1.1 to an upstream server over one connection: it writes a request
+// and reads its response, then may be reused for the next request. One goroutine may write the
+// request body while another reads the response.
+type ClientSession struct {
+	conn net.Conn
+	opts *ClientOptions
+	rd   reader
+	wr   writer
+
+	// Resp is the response head last read; its bytes are valid until the next exchange.
+	Resp header.ResponseHeader
+
+	reqBody  bodyWriter
+	respBody bodyReader
+
+	headRequest    bool
+	connectRequest bool
+	reqKeepAlive   bool
+	respKeepAlive  bool
+	framingReuse   bool
+	finalRead      bool
+	broken         bool
+	exchanges      int
+}
+
+// NewClientSession returns a session over conn. opts may be nil; it is not copied.
+func NewClientSession(conn net.Conn, opts *ClientOptions) *ClientSession {
+	if opts == nil {
+		opts = &ClientOptions{}
+	}
+	c := &ClientSession{conn: conn, opts: opts}
+	c.rd.conn, c.rd.source, c.rd.timeout = conn, perr.Upstream, opts.ReadTimeout
+	c.wr.conn, c.wr.source, c.wr.timeout = conn, perr.Upstream, opts.WriteTimeout
+	return c
+}
+
+// Conn returns the underlying connection.
+func (c *ClientSession) Conn() net.Conn { return c.conn }
+
+// SetTimeouts changes the per-read and per-write timeouts (0 = none).
+func (c *ClientSession) SetTimeouts(read, write time.Duration) {
+	c.rd.timeout, c.wr.timeout = read, write
+}
+
+// Exchanges returns how many requests were written on this connection.
+func (c *ClientSession) Exchanges() int { return c.exchanges }
+
+// WriteRequestHeader writes a request head and prepares the body framing it declares:
+// Content-Length, chunked, or none. The head is buffered: it goes out with the first body bytes,
+// at FinishRequest, or at Flush. req is written as it is, so the caller removes hop-by-hop
+// fields first.
+func (c *ClientSession) WriteRequestHeader(req *header.RequestHeader) error {
+	if c.broken {
+		return perr.Explain(perr.InternalError, "client session is broken").AsUp()
+	}
+	c.rd.startMessage()
+	c.exchanges++
+	c.headRequest = req.IsMethod("HEAD")
+	c.connectRequest = req.IsMethod("CONNECT")
+	c.reqKeepAlive = !req.HasToken("Connection", "close")
+	c.finalRead = false
+	c.Resp.Reset()
+
+	var f Framing
+	te, _, lastChunked := transferCoding(&req.Fields)
+	switch {
+	case te && lastChunked:
+		f = Framing{Kind: BodyChunked}
+	case te:
+		return perr.Explain(perr.InternalError, "request transfer coding is not chunked").AsIn()
+	default:
+		n, ok, bad := contentLength(&req.Fields)
+		if bad != "" {
+			return perr.Explain(perr.InternalError, "request has "+bad).AsIn()
+		}
+		if ok && n > 0 {
+			f = Framing{Kind: BodyLength, Length: n}
+		}
+	}
+	if c.connectRequest {
+		f = Framing{Kind: BodyNone}
+	}
+	c.reqBody.reset(f)
+	c.wr.ensureBuf()
+	c.wr.buf = req.AppendH1(c.wr.buf)
+	if f.Kind == BodyNone {
+		c.reqBody.finished = true
+		return c.flush()
+	}
+	return nil
+}
+
+func (c *ClientSession) flush() error {
+	if err := c.wr.flush(); err != nil {
+		c.broken = true
+		return err
+	}
+	return nil
+}
+
+// RequestFraming returns the framing of the request body being written.
+func (c *ClientSession) RequestFraming() BodyKind { return c.reqBody.kind }
+
+// WriteBody writes a piece of the request body.
+func (c *ClientSession) WriteBody(p []byte) error {
+	if err := c.reqBody.write(&c.wr, p); err != nil {
+		c.broken = true
+		return err
+	}
+	return nil
+}
+
+// Flush sends buffered request bytes now.
+func (c *ClientSession) Flush() error { return c.flush() }
+
+// FinishRequest ends the request body (the last chunk and trailers when chunked) and flushes.
+func (c *ClientSession) FinishRequest(trailers *header.Fields) error {
+	if err := c.reqBody.finish(&c.wr, trailers); err != nil {
+		c.broken = true
+		return err
+	}
+	return c.flush()
+}
+
+// ReadResponseHeader reads the next response head into Resp. An interim (1xx) response is
+// returned as it is; call again for the final one. Failing before any byte of the head
+// arrived yields ConnectionClosed or ReadError with retry ReusedOnly, since a pooled
+// connection the server closed in the meantime is safe to retry on a fresh one.
+func (c *ClientSession) ReadResponseHeader() error {
+	rd := &c.rd
+	if rd.buf == nil {
+		rd.startMessage()
+	}
+	rd.pin = rd.r
+	scan := 0
+	first := true
+	for {
+		if rd.buffered() > 0 {
+			end, next := findHeadEnd(rd.buf[rd.r:rd.w], scan)
+			if end >= 0 {
+				n, err := ParseResponse(rd.buf[rd.r:rd.r+end], &c.Resp, &c.opts.Limits)
+				if err != nil {
+					c.broken = true
+					return err
+				}
+				rd.r += n
+				rd.pin = rd.r
+				break
+			}
+			scan = next
+			first = false
+		}
+		if !rd.makeRoom(c.opts.Limits.headSize() + 4) {
+			c.broken = true
+			return badResponse("response head too large")
+		}
+		if err := rd.fill(); err != nil {
+			c.broken = true
+			e, ok := perr.As(err)
+			if !ok || err == io.EOF {
+				e = perr.Because(perr.ConnectionClosed, "upstream closed before the response head", err).AsUp()
+			}
+			if first && (e.Type == perr.ConnectionClosed || e.Type == perr.ReadError) {
+				e.Retry = perr.ReusedOnly
+			}
+			return e
+		}
+	}
+	if c.Resp.Status >= 100 && c.Resp.Status < 200 && c.Resp.Status != 101 {
+		return nil
+	}
+	f, reuse, err := ResponseFraming(&c.Resp, c.headRequest, c.connectRequest, c.opts.AllowInvalidContentLength)
+	if err != nil {
+		c.broken = true
+		return err
+	}
+	c.finalRead = true
+	c.framingReuse = reuse
+	c.respKeepAlive = !c.Resp.HasToken("Connection", "close") &&
+		(c.Resp.Version == header.HTTP11 || c.Resp.HasToken("Connection", "keep-alive"))
+	c.respBody.reset(f)
+	return nil
+}
+
+// ResponseFraming returns how the final response body is delimited.
+func (c *ClientSession) ResponseFraming() BodyKind { return c.respBody.kind }
+
+// ReadBody returns the next piece of the response body, valid until the next call, and io.EOF
+// after the last piece.
+func (c *ClientSession) ReadBody() ([]byte, error) {
+	p, err := c.respBody.next(&c.rd, &c.opts.Limits)
+	if err != nil && err != io.EOF {
+		c.broken = true
+	}
+	return p, err
+}
+
+// BodyDone reports whether the response body was read to its end.
+func (c *ClientSession) BodyDone() bool { return c.respBody.done }
+
+// BodyBytesRead returns how many response body bytes were read.
+func (c *ClientSession) BodyBytesRead() int64 { return c.respBody.read }
+
+// Trailers returns the trailers of a chunked response once its body was read to the end.
+func (c *ClientSession) Trailers() *header.Fields { return &c.respBody.trailers }
+
+// Reusable reports whether the connection may carry another request: the request and the final
+// response were both complete, neither side asked to close, the response was not delimited by
+// closing, and no error happened.
+func (c *ClientSession) Reusable() bool {
+	return !c.broken && c.finalRead && c.respBody.done && c.reqBody.finished &&
+		c.reqKeepAlive && c.respKeepAlive && c.framingReuse && c.rd.buffered() == 0
+}
+
+// MarkBroken records that the connection must not be reused.
+func (c *ClientSession) MarkBroken() { c.broken = true }
+
+// Release returns the buffers to the pool while the connection sits idle in a pool.
+func (c *ClientSession) Release() {
+	c.rd.release()
+	c.wr.release()
+}
+
+// Close releases the buffers and closes the connection.
+func (c *ClientSession) Close() error {
+	c.rd.discardBuf()
+	if c.wr.buf != nil {
+		putBuf(c.wr.buf)
+		c.wr.buf = nil
+	}
+	return c.conn.Close()
+}
+
+// Hijack hands over the connection and bytes already read past the response head (after a 101
+// or a successful CONNECT).
+func (c *ClientSession) Hijack() (net.Conn, []byte) {
+	rest := append([]byte(nil), c.rd.buf[c.rd.r:c.rd.w]...)
+	c.rd.r = c.rd.w
+	return c.conn, rest
+}

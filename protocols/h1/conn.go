@@ -1,0 +1,262 @@
+package h1
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pingora-go/pingora/perr"
+)
+
+// BufferSize is the size of the pooled read and write buffers of a session. A head larger than
+// this moves to a larger, unpooled buffer for the one message.
+const BufferSize = 16 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
+
+func getBuf() []byte { return *(bufPool.Get().(*[]byte)) }
+
+func putBuf(b []byte) {
+	if cap(b) != BufferSize {
+		return
+	}
+	b = b[:BufferSize]
+	bufPool.Put(&b)
+}
+
+// reader is a buffered reader over a connection that hands out slices of its buffer.
+// buf[r:w] is unread data; buf[:pin] holds the head of the current message, which must stay
+// intact while the message is being processed.
+type reader struct {
+	conn   net.Conn
+	buf    []byte
+	r, w   int
+	pin    int
+	source perr.Source
+	// timeout bounds each read; 0 means none. deadline, when set, overrides it with an
+	// absolute time (used to bound a whole head).
+	timeout  time.Duration
+	deadline time.Time
+	// eof records that the peer closed its side.
+	eof bool
+}
+
+func (rd *reader) buffered() int { return rd.w - rd.r }
+
+// ensureBuf makes sure a buffer is attached.
+func (rd *reader) ensureBuf() {
+	if rd.buf == nil {
+		rd.buf = getBuf()
+		rd.r, rd.w, rd.pin = 0, 0, 0
+	}
+}
+
+// release returns the buffer to the pool when nothing unread is in it.
+func (rd *reader) release() {
+	if rd.buf != nil && rd.r == rd.w {
+		putBuf(rd.buf)
+		rd.buf = nil
+		rd.r, rd.w, rd.pin = 0, 0, 0
+	}
+}
+
+// discardBuf drops the buffer whatever it holds, for a connection that is closing.
+func (rd *reader) discardBuf() {
+	if rd.buf != nil {
+		putBuf(rd.buf)
+		rd.buf = nil
+	}
+	rd.r, rd.w, rd.pin = 0, 0, 0
+}
+
+// startMessage unpins the previous message and moves unread bytes to the front.
+func (rd *reader) startMessage() {
+	rd.ensureBuf()
+	rd.pin = 0
+	if rd.r == rd.w {
+		rd.r, rd.w = 0, 0
+		return
+	}
+	if rd.r > 0 {
+		n := copy(rd.buf, rd.buf[rd.r:rd.w])
+		rd.r, rd.w = 0, n
+	}
+}
+
+// makeRoom ensures there is free space after w, moving unread bytes down to pin when the
+// buffer is full and growing it if moving is not enough, up to max bytes of unread data.
+func (rd *reader) makeRoom(max int) bool {
+	if rd.w < len(rd.buf) {
+		return true
+	}
+	if rd.r > rd.pin {
+		n := copy(rd.buf[rd.pin:], rd.buf[rd.r:rd.w])
+		rd.r, rd.w = rd.pin, rd.pin+n
+		return true
+	}
+	if len(rd.buf)-rd.pin >= max {
+		return false
+	}
+	size := 2 * len(rd.buf)
+	if size-rd.pin > max+1 {
+		size = rd.pin + max + 1
+	}
+	nb := make([]byte, size)
+	copy(nb, rd.buf[:rd.w])
+	if rd.pin == 0 {
+		// Nothing refers into the old buffer yet: it can go back to the pool.
+		putBuf(rd.buf)
+	}
+	rd.buf = nb
+	return true
+}
+
+// fill reads once from the connection into the free space.
+func (rd *reader) fill() error {
+	if rd.eof {
+		return io.EOF
+	}
+	if !rd.deadline.IsZero() {
+		if err := rd.conn.SetReadDeadline(rd.deadline); err != nil {
+			return rd.wrapErr(err)
+		}
+	} else if rd.timeout > 0 {
+		if err := rd.conn.SetReadDeadline(time.Now().Add(rd.timeout)); err != nil {
+			return rd.wrapErr(err)
+		}
+	}
+	n, err := rd.conn.Read(rd.buf[rd.w:])
+	rd.w += n
+	if err != nil {
+		if n > 0 && err == io.EOF {
+			rd.eof = true
+			return nil
+		}
+		if err == io.EOF {
+			rd.eof = true
+			return io.EOF
+		}
+		return rd.wrapErr(err)
+	}
+	return nil
+}
+
+// wrapErr turns a connection read error into a perr error of the reader's source.
+func (rd *reader) wrapErr(err error) error {
+	return ioError(err, rd.source, false)
+}
+
+// ioError classifies a connection error: timeouts become ReadTimedout / WriteTimedout, a reset
+// or closed connection ConnectionClosed, others ReadError / WriteError.
+func ioError(err error, src perr.Source, write bool) error {
+	if _, ok := perr.As(err); ok {
+		return err
+	}
+	t := perr.ReadError
+	if write {
+		t = perr.WriteError
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		t = perr.ReadTimedout
+		if write {
+			t = perr.WriteTimedout
+		}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		t = perr.ConnectionClosed
+	}
+	e := perr.Because(t, "", err)
+	e.Source = src
+	return e
+}
+
+// writer buffers small writes and passes large ones straight to the connection.
+type writer struct {
+	conn    net.Conn
+	buf     []byte
+	source  perr.Source
+	timeout time.Duration
+	err     error
+}
+
+func (wr *writer) ensureBuf() {
+	if wr.buf == nil {
+		wr.buf = getBuf()[:0]
+	}
+}
+
+func (wr *writer) release() {
+	if wr.buf != nil && len(wr.buf) == 0 {
+		putBuf(wr.buf)
+		wr.buf = nil
+	}
+}
+
+// write queues p, flushing first when it does not fit; a large p is written directly.
+func (wr *writer) write(p []byte) error {
+	if wr.err != nil {
+		return wr.err
+	}
+	wr.ensureBuf()
+	if len(wr.buf)+len(p) <= cap(wr.buf) {
+		wr.buf = append(wr.buf, p...)
+		return nil
+	}
+	if err := wr.flush(); err != nil {
+		return err
+	}
+	if len(p) < cap(wr.buf)/2 {
+		wr.buf = append(wr.buf, p...)
+		return nil
+	}
+	return wr.raw(p)
+}
+
+func (wr *writer) raw(p []byte) error {
+	if wr.timeout > 0 {
+		if err := wr.conn.SetWriteDeadline(time.Now().Add(wr.timeout)); err != nil {
+			wr.err = ioError(err, wr.source, true)
+			return wr.err
+		}
+	}
+	if _, err := wr.conn.Write(p); err != nil {
+		wr.err = ioError(err, wr.source, true)
+		return wr.err
+	}
+	return nil
+}
+
+// flush writes out what is buffered.
+func (wr *writer) flush() error {
+	if wr.err != nil {
+		return wr.err
+	}
+	if len(wr.buf) == 0 {
+		return nil
+	}
+	err := wr.raw(wr.buf)
+	wr.buf = wr.buf[:0]
+	return err
+}
+
+var dateCache struct {
+	sync.Mutex
+	sec int64
+	val []byte
+}
+
+// appendDate appends the current time in IMF-fixdate form, formatted at most once a second.
+func appendDate(dst []byte) []byte {
+	now := time.Now()
+	dateCache.Lock()
+	if s := now.Unix(); s != dateCache.sec || dateCache.val == nil {
+		dateCache.val = now.UTC().AppendFormat(dateCache.val[:0], "Mon, 02 Jan 2006 15:04:05 GMT")
+		dateCache.sec = s
+	}
+	dst = append(dst, dateCache.val...)
+	dateCache.Unlock()
+	return dst
+}

@@ -1,0 +1,335 @@
+// Package h1 is the HTTP/1.x codec of pingora-go: a strict, allocation-free parser of request
+// and response heads, body framing (Content-Length, chunked, read-until-close), and the server
+// and client sessions that speak HTTP/1.1 over a connection.
+//
+// Parsing follows RFC 9112 and refuses anything a downstream or upstream peer could read
+// differently: see the package's Limits and the errors it returns. Heads are parsed in place:
+// the fields of a parsed head are slices of the session's read buffer.
+//
+// Line endings: requests must use CRLF everywhere (a bare LF or a bare CR is rejected with 400),
+// because a proxy that accepts a line ending its upstream does not is a request-smuggling
+// vector. Response heads from upstream servers may end their lines with a bare LF (RFC 9112
+// §2.2 allows a recipient to accept it); the proxy re-serializes them with CRLF. Chunked framing
+// lines must use CRLF in both directions.
+package h1
+
+import (
+	"bytes"
+
+	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/perr"
+)
+
+// Limits bounds what a parser accepts. The zero value of a field means its default.
+type Limits struct {
+	// MaxRequestLine is the longest request line or status line in bytes (default 8192).
+	// A longer request line is answered 414.
+	MaxRequestLine int
+	// MaxHeaders is the most field lines in a head or in a trailer section (default 256).
+	MaxHeaders int
+	// MaxHeadSize is the largest head in bytes, start line and empty line included
+	// (default 1,048,575). A larger request head is answered 431.
+	MaxHeadSize int
+	// MaxChunkLine is the longest chunk-size line, extensions included (default 4096).
+	MaxChunkLine int
+	// MaxTrailerSize is the largest trailer section in bytes (default 65536).
+	MaxTrailerSize int
+}
+
+// The defaults of Limits, taken from the reference where it has one.
+const (
+	DefaultMaxRequestLine = 8192
+	DefaultMaxHeaders     = 256
+	DefaultMaxHeadSize    = 1048575
+	DefaultMaxChunkLine   = 4096
+	DefaultMaxTrailerSize = 65536
+)
+
+func (l *Limits) requestLine() int { return orDefault(l.MaxRequestLine, DefaultMaxRequestLine) }
+func (l *Limits) headers() int     { return orDefault(l.MaxHeaders, DefaultMaxHeaders) }
+func (l *Limits) headSize() int    { return orDefault(l.MaxHeadSize, DefaultMaxHeadSize) }
+func (l *Limits) chunkLine() int   { return orDefault(l.MaxChunkLine, DefaultMaxChunkLine) }
+func (l *Limits) trailerSize() int { return orDefault(l.MaxTrailerSize, DefaultMaxTrailerSize) }
+
+func orDefault(v, d int) int {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
+var defaultLimits Limits
+
+// Byte classes, as in RFC 9110 §5.6.2 (tchar) and §5.5 (field-vchar, obs-text).
+var (
+	isToken      [256]bool
+	isValueByte  [256]bool // field-vchar, SP, HTAB and obs-text
+	isTargetByte [256]bool // visible ASCII and obs-text: what a request-target may carry
+)
+
+func init() {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		isToken[c] = 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
+			bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), b) >= 0
+		isValueByte[c] = b == '\t' || b >= 0x20 && b != 0x7f
+		isTargetByte[c] = b > 0x20 && b != 0x7f
+	}
+}
+
+// errIncomplete says the buffer does not hold a whole head yet.
+var errIncomplete = perr.Explain(perr.InvalidHTTPHeader, "incomplete head")
+
+func badRequest(reason string) error {
+	return perr.Explain(perr.InvalidHTTPHeader, reason).AsDown()
+}
+
+func statusError(code uint16, reason string) error {
+	e := perr.Explain(perr.HTTPStatus(code), reason).AsDown()
+	e.Cause = perr.Explain(perr.InvalidHTTPHeader, reason)
+	return e
+}
+
+func badResponse(reason string) error {
+	return perr.Explain(perr.InvalidHTTPHeader, reason).AsUp()
+}
+
+// findHeadEnd returns the length of the head at the start of buf (up to and including the empty
+// line that ends it), or -1 if buf does not hold the end yet. The scan starts at from, a value a
+// previous call on a prefix of buf returned through next, so a head that arrives in pieces is
+// scanned once.
+func findHeadEnd(buf []byte, from int) (end, next int) {
+	i := from
+	for {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return -1, len(buf)
+		}
+		i += j + 1
+		if i < len(buf) && buf[i] == '\n' {
+			return i + 1, i + 1
+		}
+		if i+1 < len(buf) && buf[i] == '\r' && buf[i+1] == '\n' {
+			return i + 2, i + 2
+		}
+		if i >= len(buf)-1 {
+			// Too few bytes after this LF to tell; look at them again next time.
+			return -1, i - 1
+		}
+	}
+}
+
+// skipEmptyLines drops the empty lines (CRLF) that RFC 9112 §2.2 lets a client send before a
+// request line. It returns how many bytes to skip.
+func skipEmptyLines(buf []byte) int {
+	n := 0
+	for n+1 < len(buf) && buf[n] == '\r' && buf[n+1] == '\n' {
+		n += 2
+	}
+	return n
+}
+
+// ParseRequest parses the request head at the start of buf into req, referring into buf. It
+// returns the head's length, or an error: a *perr.Error of type InvalidHTTPHeader (or an
+// HTTPStatus type for 414, 431 and 505 cases) with source Downstream. A buffer that holds only
+// part of a head is an error too; sessions find the end of the head before parsing.
+func ParseRequest(buf []byte, req *header.RequestHeader, lim *Limits) (int, error) {
+	if lim == nil {
+		lim = &defaultLimits
+	}
+	start := skipEmptyLines(buf)
+	end, _ := findHeadEnd(buf[start:], 0)
+	if end < 0 {
+		if len(buf)-start > lim.headSize() {
+			return 0, statusError(431, "request head too large")
+		}
+		return 0, errIncomplete
+	}
+	if end > lim.headSize() {
+		return 0, statusError(431, "request head too large")
+	}
+	head := buf[start : start+end]
+	req.Reset()
+
+	eol := bytes.IndexByte(head, '\n')
+	if eol > lim.requestLine() {
+		return 0, statusError(414, "request line too long")
+	}
+	if eol < 1 || head[eol-1] != '\r' {
+		return 0, badRequest("request line not terminated by CRLF")
+	}
+	line := head[:eol-1]
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return 0, badRequest("malformed request line")
+	}
+	method := line[:sp1]
+	for _, c := range method {
+		if !isToken[c] {
+			return 0, badRequest("invalid character in method")
+		}
+	}
+	rest := line[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 <= 0 {
+		return 0, badRequest("malformed request line")
+	}
+	target := rest[:sp2]
+	for _, c := range target {
+		if !isTargetByte[c] {
+			return 0, badRequest("invalid character in request target")
+		}
+	}
+	v, err := parseVersion(rest[sp2+1:])
+	if err != nil {
+		return 0, err
+	}
+	req.SetStartLine(method, target, v)
+	if err := parseFields(head[eol+1:], &req.Fields, lim.headers(), true); err != nil {
+		return 0, err
+	}
+	return start + end, nil
+}
+
+func parseVersion(b []byte) (header.Version, error) {
+	if len(b) == 8 && string(b[:5]) == "HTTP/" && b[6] == '.' && isDigit(b[5]) && isDigit(b[7]) {
+		switch {
+		case b[5] == '1' && b[7] == '1':
+			return header.HTTP11, nil
+		case b[5] == '1' && b[7] == '0':
+			return header.HTTP10, nil
+		}
+		return 0, statusError(505, "unsupported HTTP version "+string(b))
+	}
+	return 0, badRequest("invalid HTTP version")
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// parseFields parses field lines up to and including the empty line that ends them. b holds
+// exactly that. strict refuses bare LF line endings.
+func parseFields(b []byte, f *header.Fields, maxFields int, strict bool) error {
+	for {
+		eol := bytes.IndexByte(b, '\n')
+		if eol < 0 {
+			return badRequest("field section not terminated")
+		}
+		line := b[:eol]
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		} else if strict {
+			return badRequest("bare LF in field section")
+		}
+		b = b[eol+1:]
+		if len(line) == 0 {
+			return nil
+		}
+		if f.Len() >= maxFields {
+			return statusError(431, "too many header fields")
+		}
+		name, value, err := parseFieldLine(line)
+		if err != nil {
+			return err
+		}
+		f.AppendRef(name, value)
+	}
+}
+
+// parseFieldLine splits "name: value" (line ending removed) and validates both parts.
+func parseFieldLine(line []byte) (name, value []byte, err error) {
+	i := 0
+	for i < len(line) && isToken[line[i]] {
+		i++
+	}
+	if i == len(line) || line[i] != ':' {
+		switch {
+		case i == 0 && (line[0] == ' ' || line[0] == '\t'):
+			return nil, nil, badRequest("obsolete line folding")
+		case i < len(line) && (line[i] == ' ' || line[i] == '\t'):
+			return nil, nil, badRequest("whitespace between field name and colon")
+		case i < len(line) && line[i] == 0:
+			return nil, nil, badRequest("NUL in field name")
+		}
+		return nil, nil, badRequest("invalid character in field name")
+	}
+	if i == 0 {
+		return nil, nil, badRequest("empty field name")
+	}
+	name = line[:i]
+	v := line[i+1:]
+	for _, c := range v {
+		if !isValueByte[c] {
+			if c == '\r' {
+				return nil, nil, badRequest("bare CR in field value")
+			}
+			return nil, nil, badRequest("control character in field value")
+		}
+	}
+	return name, header.TrimOWS(v), nil
+}
+
+// ParseResponse parses the response head at the start of buf into resp, referring into buf.
+// It returns the head's length or an error with source Upstream. Bare LF line endings are
+// accepted here (see the package comment).
+func ParseResponse(buf []byte, resp *header.ResponseHeader, lim *Limits) (int, error) {
+	if lim == nil {
+		lim = &defaultLimits
+	}
+	end, _ := findHeadEnd(buf, 0)
+	if end < 0 {
+		if len(buf) > lim.headSize() {
+			return 0, badResponse("response head too large")
+		}
+		return 0, errIncomplete
+	}
+	if end > lim.headSize() {
+		return 0, badResponse("response head too large")
+	}
+	head := buf[:end]
+	resp.Reset()
+	eol := bytes.IndexByte(head, '\n')
+	if eol > lim.requestLine() {
+		return 0, badResponse("status line too long")
+	}
+	line := head[:eol]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	// status-line = HTTP-version SP status-code SP [ reason-phrase ]
+	// A missing SP after the code (an empty reason) is tolerated: old servers send it.
+	if len(line) < 12 || line[8] != ' ' || len(line) > 12 && line[12] != ' ' {
+		return 0, badResponse("malformed status line")
+	}
+	var v header.Version
+	switch string(line[:8]) {
+	case "HTTP/1.1":
+		v = header.HTTP11
+	case "HTTP/1.0":
+		v = header.HTTP10
+	default:
+		return 0, badResponse("invalid HTTP version in status line")
+	}
+	if !isDigit(line[9]) || !isDigit(line[10]) || !isDigit(line[11]) || line[9] == '0' {
+		return 0, badResponse("invalid status code")
+	}
+	code := int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0')
+	var reason []byte
+	if len(line) > 13 {
+		reason = line[13:]
+		for _, c := range reason {
+			if !isValueByte[c] {
+				return 0, badResponse("control character in reason phrase")
+			}
+		}
+	} else {
+		reason = line[len(line):]
+	}
+	resp.SetStatusLine(code, reason, v)
+	if err := parseFields(head[eol+1:], &resp.Fields, lim.headers(), false); err != nil {
+		if pe, ok := perr.As(err); ok {
+			pe.AsUp()
+		}
+		return 0, err
+	}
+	return end, nil
+}

@@ -1,0 +1,513 @@
+package h1
+
+import (
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/perr"
+)
+
+// ServerOptions configures a ServerSession. The zero value uses the defaults.
+type ServerOptions struct {
+	Limits Limits
+	// IdleTimeout bounds the wait for the first byte of a request on a kept-alive connection
+	// (default 60 s, as the reference).
+	IdleTimeout time.Duration
+	// HeadTimeout bounds reading a whole request head once its first byte arrived
+	// (default 30 s). It defends against clients that send a head a byte at a time.
+	HeadTimeout time.Duration
+	// ReadTimeout bounds each read of the request body (default 60 s).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each write to the client (default 60 s).
+	WriteTimeout time.Duration
+	// MaxRequests is the most requests served on one connection; 0 means no limit (the
+	// reference's keepalive_request_limit).
+	MaxRequests int
+	// DrainLimit is the most unread request body bytes read and dropped after a response so
+	// that the connection can be reused (default 64 KiB); a larger rest closes the connection.
+	DrainLimit int64
+	// DrainTimeout bounds that draining (default 5 s).
+	DrainTimeout time.Duration
+}
+
+// Defaults of ServerOptions.
+const (
+	DefaultIdleTimeout  = 60 * time.Second
+	DefaultHeadTimeout  = 30 * time.Second
+	DefaultReadTimeout  = 60 * time.Second
+	DefaultWriteTimeout = 60 * time.Second
+	DefaultDrainLimit   = 64 << 10
+	DefaultDrainTimeout = 5 * time.Second
+)
+
+func durOr(v, d time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
+// ErrHeadAlreadySent is returned when a second final response head is written for one request.
+var ErrHeadAlreadySent = errors.New("h1: final response head already sent")
+
+// ServerSession speaks HTTP/1.x to one downstream client: it reads requests and writes their
+// responses, one at a time, over a keep-alive connection. It is not safe for concurrent use,
+// except that one goroutine may read the request body (ReadBody) while another writes the
+// response (WriteResponseHeader, WriteBody), as a proxy streaming both ways does.
+type ServerSession struct {
+	conn net.Conn
+	opts *ServerOptions
+	rd   reader
+	wr   writer
+
+	// Req is the current request head; its bytes are valid until the next ReadRequest.
+	Req header.RequestHeader
+
+	reqFraming Framing
+	reqBody    bodyReader
+	respBody   bodyWriter
+
+	served         int
+	keepAlive      bool // the client allows reuse and nothing has ruled it out
+	closeAfter     bool // the server decided to close after this response
+	headSent       bool // final response head written
+	bodyStarted    bool // request body reading started
+	expectContinue bool
+	interimSent    bool
+	respStatus     int
+	headRequest    bool
+	upgraded       bool
+	broken         bool // an error left the connection unusable
+}
+
+// NewServerSession returns a session over conn. opts may be nil; it is not copied and must
+// not change while the session is in use.
+func NewServerSession(conn net.Conn, opts *ServerOptions) *ServerSession {
+	if opts == nil {
+		opts = &ServerOptions{}
+	}
+	s := &ServerSession{conn: conn, opts: opts}
+	s.rd.conn, s.rd.source = conn, perr.Downstream
+	s.wr.conn, s.wr.source = conn, perr.Downstream
+	s.wr.timeout = durOr(opts.WriteTimeout, DefaultWriteTimeout)
+	return s
+}
+
+// Conn returns the underlying connection.
+func (s *ServerSession) Conn() net.Conn { return s.conn }
+
+// RequestsServed returns how many requests were read on this connection.
+func (s *ServerSession) RequestsServed() int { return s.served }
+
+// ReadRequest waits for the next request and reads its head into Req. A client that closes the
+// connection cleanly (or lets the idle timeout pass) before sending a byte yields io.EOF. A
+// malformed head yields a *perr.Error with source Downstream: InvalidHTTPHeader (answer 400),
+// or an HTTPStatus type for 414, 431, 501 and 505; see perr.StatusFor. After such an error the
+// connection must be closed once the error response is written.
+func (s *ServerSession) ReadRequest() error {
+	s.resetMessage()
+	rd := &s.rd
+	rd.startMessage()
+	lim := &s.opts.Limits
+	rd.timeout = 0
+	rd.deadline = time.Time{}
+	if rd.buffered() == 0 {
+		rd.deadline = time.Now().Add(durOr(s.opts.IdleTimeout, DefaultIdleTimeout))
+		if err := rd.fill(); err != nil {
+			rd.deadline = time.Time{}
+			if err == io.EOF || isTimeout(err) {
+				return io.EOF
+			}
+			if pe, ok := perr.As(err); ok && pe.Type == perr.ConnectionClosed {
+				return io.EOF
+			}
+			return err
+		}
+	}
+	rd.deadline = time.Now().Add(durOr(s.opts.HeadTimeout, DefaultHeadTimeout))
+	scan := 0
+	for {
+		start := rd.r + skipEmptyLines(rd.buf[rd.r:rd.w])
+		end, next := findHeadEnd(rd.buf[start:rd.w], scan)
+		if end >= 0 {
+			n, err := ParseRequest(rd.buf[rd.r:start+end], &s.Req, lim)
+			if err != nil {
+				s.broken = true
+				return err
+			}
+			rd.r += n
+			rd.pin = rd.r
+			break
+		}
+		scan = next
+		if rd.w-start > lim.headSize() {
+			s.broken = true
+			return statusError(431, "request head too large")
+		}
+		if !rd.makeRoom(lim.headSize() + 4) {
+			s.broken = true
+			return statusError(431, "request head too large")
+		}
+		// makeRoom may have moved the unread bytes; the scan offset is relative to them.
+		if err := rd.fill(); err != nil {
+			s.broken = true
+			if err == io.EOF {
+				return perr.Explain(perr.ConnectionClosed, "client closed the connection mid-head").AsDown()
+			}
+			return err
+		}
+	}
+	rd.deadline = time.Time{}
+	rd.timeout = durOr(s.opts.ReadTimeout, DefaultReadTimeout)
+	s.served++
+
+	f, err := RequestFraming(&s.Req)
+	if err != nil {
+		s.broken = true
+		return err
+	}
+	s.reqFraming = f
+	s.reqBody.reset(f)
+	s.headRequest = s.Req.IsMethod("HEAD")
+	s.keepAlive = s.clientKeepAlive()
+	if max := s.opts.MaxRequests; max > 0 && s.served >= max {
+		s.keepAlive = false
+	}
+	if s.Req.Version == header.HTTP11 && f.Kind != BodyNone {
+		if v, ok := s.Req.Get("Expect"); ok && header.EqualFold(v, "100-continue") {
+			s.expectContinue = true
+		}
+	}
+	return nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	if pe, ok := perr.As(err); ok && pe.Type == perr.ReadTimedout {
+		return true
+	}
+	return false
+}
+
+// clientKeepAlive applies the version's default and the Connection field.
+func (s *ServerSession) clientKeepAlive() bool {
+	if s.Req.HasToken("Connection", "close") {
+		return false
+	}
+	if s.Req.Version == header.HTTP10 {
+		return s.Req.HasToken("Connection", "keep-alive")
+	}
+	return true
+}
+
+func (s *ServerSession) resetMessage() {
+	s.reqFraming = Framing{}
+	s.headSent, s.bodyStarted, s.expectContinue, s.interimSent = false, false, false, false
+	s.respStatus, s.headRequest, s.closeAfter = 0, false, false
+}
+
+// RequestFraming returns how the current request's body is delimited.
+func (s *ServerSession) RequestFraming() Framing { return s.reqFraming }
+
+// IsUpgradeRequest reports whether the request asks to switch protocols (an Upgrade field on
+// HTTP/1.1, e.g. WebSocket).
+func (s *ServerSession) IsUpgradeRequest() bool {
+	return s.Req.Version == header.HTTP11 && s.Req.Has("Upgrade")
+}
+
+// ExpectsContinue reports whether the client sent "Expect: 100-continue" and waits for it.
+func (s *ServerSession) ExpectsContinue() bool { return s.expectContinue && !s.interimSent }
+
+// ReadBody returns the next piece of the request body, valid until the next call, and io.EOF
+// after the last piece. The first call answers "Expect: 100-continue" with a 100 response
+// unless a response was already written. After a 101 response it returns the raw bytes the
+// client sends.
+func (s *ServerSession) ReadBody() ([]byte, error) {
+	if !s.bodyStarted {
+		s.bodyStarted = true
+		if s.expectContinue && !s.interimSent && !s.headSent {
+			s.interimSent = true
+			if err := s.wr.write(continueResponse); err != nil {
+				return nil, err
+			}
+			if err := s.wr.flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	p, err := s.reqBody.next(&s.rd, &s.opts.Limits)
+	if err != nil && err != io.EOF {
+		s.broken = true
+	}
+	return p, err
+}
+
+var continueResponse = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// BodyDone reports whether the whole request body has been read.
+func (s *ServerSession) BodyDone() bool { return s.reqBody.done }
+
+// BodyBytesRead returns how many request body bytes were read.
+func (s *ServerSession) BodyBytesRead() int64 { return s.reqBody.read }
+
+// Trailers returns the trailer fields of a chunked request body, once it was read to the end.
+func (s *ServerSession) Trailers() *header.Fields { return &s.reqBody.trailers }
+
+// SetKeepAlive allows or forbids reusing the connection after the current response. Allowing
+// only takes effect if the client and the protocol allow it too. Graceful shutdown calls it
+// with false.
+func (s *ServerSession) SetKeepAlive(on bool) {
+	if !on {
+		s.closeAfter = true
+	} else {
+		s.closeAfter = false
+	}
+}
+
+// KeepAlive reports whether the connection will be kept for another request after this one
+// if the exchange completes cleanly.
+func (s *ServerSession) KeepAlive() bool { return s.keepAlive && !s.closeAfter && !s.broken }
+
+// HeadSent reports whether the final response head was written.
+func (s *ServerSession) HeadSent() bool { return s.headSent }
+
+// ResponseStatus returns the status of the final response written, or 0.
+func (s *ServerSession) ResponseStatus() int { return s.respStatus }
+
+// WriteResponseHeader writes a response head. Interim (1xx other than 101) responses may be
+// written any number of times before the final one, and are dropped for HTTP/1.0 clients. The
+// final head decides the body framing: Content-Length when present; else chunked (HTTP/1.1) or
+// until close (HTTP/1.0); none for HEAD, 204 and 304. It sets Connection: close when the
+// connection will close, and Date when absent. The head is flushed with the first body bytes,
+// at Finish, or at once when it has no Content-Length.
+func (s *ServerSession) WriteResponseHeader(resp *header.ResponseHeader) error {
+	if resp.Status >= 100 && resp.Status < 200 && resp.Status != 101 {
+		if s.Req.Version == header.HTTP10 {
+			return nil
+		}
+		s.interimSent = true
+		s.wr.ensureBuf()
+		s.wr.buf = resp.AppendH1(s.wr.buf)
+		return s.wr.flush()
+	}
+	if s.headSent {
+		return ErrHeadAlreadySent
+	}
+	s.headSent = true
+	s.respStatus = resp.Status
+	resp.Version = header.HTTP11
+
+	var f Framing
+	switch {
+	case resp.Status == 101:
+		f = Framing{Kind: BodyRaw}
+		s.upgraded = true
+		s.keepAlive = false
+	case s.Req.IsMethod("CONNECT") && resp.Status >= 200 && resp.Status < 300:
+		f = Framing{Kind: BodyRaw}
+		s.upgraded = true
+		s.keepAlive = false
+	case s.headRequest || resp.Status == 204 || resp.Status == 304 || resp.Status < 200:
+		f = Framing{Kind: BodyNone}
+	default:
+		n, ok, bad := contentLength(&resp.Fields)
+		te, _, _ := transferCoding(&resp.Fields)
+		switch {
+		case bad != "":
+			return perr.Explain(perr.InternalError, "response has "+bad)
+		case ok && !te:
+			f = Framing{Kind: BodyLength, Length: n}
+		case s.Req.Version == header.HTTP11:
+			resp.Remove("Content-Length")
+			if !te {
+				resp.Append("Transfer-Encoding", "chunked")
+			}
+			f = Framing{Kind: BodyChunked}
+		default:
+			resp.Remove("Transfer-Encoding")
+			resp.Remove("Content-Length")
+			f = Framing{Kind: BodyUntilClose}
+			s.keepAlive = false
+		}
+	}
+	if s.expectContinue && !s.bodyStarted {
+		// The client may still be waiting to send its body: do not read it as the next request.
+		s.keepAlive = false
+	}
+	if s.reqFraming.Kind == BodyLength && s.reqBody.remaining > durOrInt(s.opts.DrainLimit, DefaultDrainLimit) {
+		// Too much request body left to drain before another request could be read.
+		s.keepAlive = false
+	}
+	if !s.upgraded {
+		resp.Remove("Connection")
+		if !s.KeepAlive() {
+			resp.Append("Connection", "close")
+		} else if s.Req.Version == header.HTTP10 {
+			resp.Append("Connection", "keep-alive")
+			resp.Version = header.HTTP10
+		}
+	}
+	s.respBody.reset(f)
+	s.wr.ensureBuf()
+	s.wr.buf = resp.AppendH1(s.wr.buf)
+	if !resp.Has("Date") {
+		// Insert Date before the final CRLF of the head just written.
+		s.wr.buf = s.wr.buf[:len(s.wr.buf)-2]
+		s.wr.buf = append(s.wr.buf, "Date: "...)
+		s.wr.buf = appendDate(s.wr.buf)
+		s.wr.buf = append(s.wr.buf, "\r\n\r\n"...)
+	}
+	if f.Kind != BodyLength && f.Kind != BodyNone {
+		return s.wr.flush()
+	}
+	return nil
+}
+
+func durOrInt(v, d int64) int64 {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
+// WriteBody writes a piece of the response body, framed as the head decided. For a HEAD
+// request the bytes are dropped.
+func (s *ServerSession) WriteBody(p []byte) error {
+	if !s.headSent {
+		return perr.Explain(perr.InternalError, "response body before its head")
+	}
+	if err := s.respBody.write(&s.wr, p); err != nil {
+		s.broken = true
+		return err
+	}
+	return nil
+}
+
+// Flush sends buffered response bytes to the client now.
+func (s *ServerSession) Flush() error { return s.wr.flush() }
+
+// FinishResponse ends the response body (the last chunk and trailers for chunked bodies) and
+// flushes it. trailers may be nil.
+func (s *ServerSession) FinishResponse(trailers *header.Fields) error {
+	if err := s.respBody.finish(&s.wr, trailers); err != nil {
+		s.broken = true
+		return err
+	}
+	if err := s.wr.flush(); err != nil {
+		s.broken = true
+		return err
+	}
+	return nil
+}
+
+// Finish completes the exchange after the response was written: it drains what is left of the
+// request body (within DrainLimit and DrainTimeout) and reports whether the connection can
+// serve another request. When it cannot, the caller closes the connection.
+func (s *ServerSession) Finish() bool {
+	if !s.headSent || !s.respBody.finished || s.upgraded {
+		s.broken = true
+	}
+	if !s.KeepAlive() {
+		return false
+	}
+	if !s.reqBody.done {
+		if !s.drain() {
+			s.broken = true
+			return false
+		}
+	}
+	s.wr.release()
+	s.rd.release()
+	return true
+}
+
+// drain reads and drops the rest of the request body.
+func (s *ServerSession) drain() bool {
+	limit := durOrInt(s.opts.DrainLimit, DefaultDrainLimit)
+	s.rd.deadline = time.Now().Add(durOr(s.opts.DrainTimeout, DefaultDrainTimeout))
+	defer func() { s.rd.deadline = time.Time{} }()
+	var n int64
+	for {
+		p, err := s.reqBody.next(&s.rd, &s.opts.Limits)
+		n += int64(len(p))
+		if err == io.EOF {
+			return true
+		}
+		if err != nil || n > limit {
+			return false
+		}
+	}
+}
+
+// RespondError writes a complete error response with a short text body and marks the
+// connection to close when the error came from a broken request.
+func (s *ServerSession) RespondError(status int) error {
+	if s.headSent {
+		return ErrHeadAlreadySent
+	}
+	if s.broken {
+		s.closeAfter = true
+	}
+	resp := header.ResponseHeader{Status: status, Version: header.HTTP11}
+	body := errorBody(status)
+	resp.Append("Content-Type", "text/plain; charset=utf-8")
+	resp.Append("Content-Length", itoa(len(body)))
+	resp.Append("Cache-Control", "private, no-store")
+	if err := s.WriteResponseHeader(&resp); err != nil {
+		return err
+	}
+	if err := s.WriteBody(body); err != nil {
+		return err
+	}
+	return s.FinishResponse(nil)
+}
+
+func errorBody(status int) []byte {
+	return []byte(itoa(status) + " " + header.StatusText(status) + "\n")
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	if n == 0 {
+		return "0"
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// Close releases the session's buffers and closes the connection.
+func (s *ServerSession) Close() error {
+	s.rd.discardBuf()
+	if s.wr.buf != nil {
+		putBuf(s.wr.buf)
+		s.wr.buf = nil
+	}
+	return s.conn.Close()
+}
+
+// Release returns the session's buffers to the pool while the connection is idle between
+// requests; ReadRequest takes new ones. Buffers holding pipelined bytes are kept.
+func (s *ServerSession) Release() {
+	s.rd.release()
+	s.wr.release()
+}
+
+// Hijack hands over the connection and any bytes read past the current request head, for
+// protocols that take over after a 101 response or a CONNECT. The session must not be used
+// afterwards.
+func (s *ServerSession) Hijack() (net.Conn, []byte) {
+	rest := append([]byte(nil), s.rd.buf[s.rd.r:s.rd.w]...)
+	s.rd.r = s.rd.w
+	return s.conn, rest
+}
