@@ -72,14 +72,14 @@ func parseContentLength(v []byte) (int64, bool) {
 func contentLength(f *header.Fields) (n int64, ok bool, err string) {
 	count := 0
 	f.Values("Content-Length", func(v []byte) bool {
-		for len(v) > 0 {
-			var item []byte
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				item, v = header.TrimOWS(v[:i]), v[i+1:]
-			} else {
-				item, v = v, nil
+		// Every list element must be a valid length: an empty value or element is an error.
+		for more := true; more; {
+			item := v
+			i := bytes.IndexByte(v, ',')
+			if more = i >= 0; more {
+				item, v = v[:i], v[i+1:]
 			}
-			m, valid := parseContentLength(item)
+			m, valid := parseContentLength(header.TrimOWS(item))
 			if !valid {
 				err = "invalid Content-Length"
 				return false

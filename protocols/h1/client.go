@@ -3,6 +3,7 @@ package h1
 import (
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/pingora-go/pingora/header"
@@ -43,7 +44,7 @@ type ClientSession struct {
 	respKeepAlive  bool
 	framingReuse   bool
 	finalRead      bool
-	broken         bool
+	broken         atomic.Bool // set by the reader or the writer goroutine
 	exchanges      int
 }
 
@@ -74,7 +75,7 @@ func (c *ClientSession) Exchanges() int { return c.exchanges }
 // at FinishRequest, or at Flush. req is written as it is, so the caller removes hop-by-hop
 // fields first.
 func (c *ClientSession) WriteRequestHeader(req *header.RequestHeader) error {
-	if c.broken {
+	if c.broken.Load() {
 		return perr.Explain(perr.InternalError, "client session is broken").AsUp()
 	}
 	c.rd.startMessage()
@@ -116,7 +117,7 @@ func (c *ClientSession) WriteRequestHeader(req *header.RequestHeader) error {
 
 func (c *ClientSession) flush() error {
 	if err := c.wr.flush(); err != nil {
-		c.broken = true
+		c.broken.Store(true)
 		return err
 	}
 	return nil
@@ -128,7 +129,7 @@ func (c *ClientSession) RequestFraming() BodyKind { return c.reqBody.kind }
 // WriteBody writes a piece of the request body.
 func (c *ClientSession) WriteBody(p []byte) error {
 	if err := c.reqBody.write(&c.wr, p); err != nil {
-		c.broken = true
+		c.broken.Store(true)
 		return err
 	}
 	return nil
@@ -140,7 +141,7 @@ func (c *ClientSession) Flush() error { return c.flush() }
 // FinishRequest ends the request body (the last chunk and trailers when chunked) and flushes.
 func (c *ClientSession) FinishRequest(trailers *header.Fields) error {
 	if err := c.reqBody.finish(&c.wr, trailers); err != nil {
-		c.broken = true
+		c.broken.Store(true)
 		return err
 	}
 	return c.flush()
@@ -164,7 +165,7 @@ func (c *ClientSession) ReadResponseHeader() error {
 			if end >= 0 {
 				n, err := ParseResponse(rd.buf[rd.r:rd.r+end], &c.Resp, &c.opts.Limits)
 				if err != nil {
-					c.broken = true
+					c.broken.Store(true)
 					return err
 				}
 				rd.r += n
@@ -175,11 +176,11 @@ func (c *ClientSession) ReadResponseHeader() error {
 			first = false
 		}
 		if !rd.makeRoom(c.opts.Limits.headSize() + 4) {
-			c.broken = true
+			c.broken.Store(true)
 			return badResponse("response head too large")
 		}
 		if err := rd.fill(); err != nil {
-			c.broken = true
+			c.broken.Store(true)
 			e, ok := perr.As(err)
 			if !ok || err == io.EOF {
 				e = perr.Because(perr.ConnectionClosed, "upstream closed before the response head", err).AsUp()
@@ -195,7 +196,7 @@ func (c *ClientSession) ReadResponseHeader() error {
 	}
 	f, reuse, err := ResponseFraming(&c.Resp, c.headRequest, c.connectRequest, c.opts.AllowInvalidContentLength)
 	if err != nil {
-		c.broken = true
+		c.broken.Store(true)
 		return err
 	}
 	c.finalRead = true
@@ -214,7 +215,7 @@ func (c *ClientSession) ResponseFraming() BodyKind { return c.respBody.kind }
 func (c *ClientSession) ReadBody() ([]byte, error) {
 	p, err := c.respBody.next(&c.rd, &c.opts.Limits)
 	if err != nil && err != io.EOF {
-		c.broken = true
+		c.broken.Store(true)
 	}
 	return p, err
 }
@@ -232,12 +233,12 @@ func (c *ClientSession) Trailers() *header.Fields { return &c.respBody.trailers 
 // response were both complete, neither side asked to close, the response was not delimited by
 // closing, and no error happened.
 func (c *ClientSession) Reusable() bool {
-	return !c.broken && c.finalRead && c.respBody.done && c.reqBody.finished &&
+	return !c.broken.Load() && c.finalRead && c.respBody.done && c.reqBody.finished &&
 		c.reqKeepAlive && c.respKeepAlive && c.framingReuse && c.rd.buffered() == 0
 }
 
 // MarkBroken records that the connection must not be reused.
-func (c *ClientSession) MarkBroken() { c.broken = true }
+func (c *ClientSession) MarkBroken() { c.broken.Store(true) }
 
 // Release returns the buffers to the pool while the connection sits idle in a pool.
 func (c *ClientSession) Release() {

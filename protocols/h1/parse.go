@@ -326,10 +326,8 @@ func ParseResponse(buf []byte, resp *header.ResponseHeader, lim *Limits) (int, e
 	}
 	resp.SetStatusLine(code, reason, v)
 	if err := parseFields(head[eol+1:], &resp.Fields, lim.headers(), false); err != nil {
-		if pe, ok := perr.As(err); ok {
-			pe.AsUp()
-		}
-		return 0, err
+		// A limit the upstream broke is a bad response (502), not a status for the client.
+		return 0, perr.Because(perr.InvalidHTTPHeader, "invalid response field section", err).AsUp()
 	}
 	return end, nil
 }

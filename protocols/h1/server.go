@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/pingora-go/pingora/header"
@@ -80,7 +81,9 @@ type ServerSession struct {
 	respStatus     int
 	headRequest    bool
 	upgraded       bool
-	broken         bool // an error left the connection unusable
+	broken         bool        // an error left the connection unusable
+	bodyFailed     atomic.Bool // reading the request body failed (set by the body reader)
+	bodyDone       atomic.Bool // the request body was read to its end
 }
 
 // NewServerSession returns a session over conn. opts may be nil; it is not copied and must
@@ -171,6 +174,8 @@ func (s *ServerSession) ReadRequest() error {
 	}
 	s.reqFraming = f
 	s.reqBody.reset(f)
+	s.bodyFailed.Store(false)
+	s.bodyDone.Store(f.Kind == BodyNone)
 	s.headRequest = s.Req.IsMethod("HEAD")
 	s.keepAlive = s.clientKeepAlive()
 	if max := s.opts.MaxRequests; max > 0 && s.served >= max {
@@ -243,15 +248,32 @@ func (s *ServerSession) ReadBody() ([]byte, error) {
 	}
 	p, err := s.reqBody.next(&s.rd, &s.opts.Limits)
 	if err != nil && err != io.EOF {
-		s.broken = true
+		s.bodyFailed.Store(true)
+	}
+	if s.reqBody.done {
+		s.bodyDone.Store(true)
 	}
 	return p, err
 }
 
+// WriteContinue answers "Expect: 100-continue" now, so that a body read from another goroutine
+// does not have to. It does nothing when no 100 is expected or one was already sent.
+func (s *ServerSession) WriteContinue() error {
+	if !s.expectContinue || s.interimSent || s.headSent {
+		return nil
+	}
+	s.interimSent = true
+	if err := s.wr.write(continueResponse); err != nil {
+		return err
+	}
+	return s.wr.flush()
+}
+
 var continueResponse = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 
-// BodyDone reports whether the whole request body has been read.
-func (s *ServerSession) BodyDone() bool { return s.reqBody.done }
+// BodyDone reports whether the whole request body has been read. It is safe to call while
+// another goroutine reads the body.
+func (s *ServerSession) BodyDone() bool { return s.bodyDone.Load() }
 
 // BodyBytesRead returns how many request body bytes were read.
 func (s *ServerSession) BodyBytesRead() int64 { return s.reqBody.read }
@@ -272,7 +294,9 @@ func (s *ServerSession) SetKeepAlive(on bool) {
 
 // KeepAlive reports whether the connection will be kept for another request after this one
 // if the exchange completes cleanly.
-func (s *ServerSession) KeepAlive() bool { return s.keepAlive && !s.closeAfter && !s.broken }
+func (s *ServerSession) KeepAlive() bool {
+	return s.keepAlive && !s.closeAfter && !s.broken && !s.bodyFailed.Load()
+}
 
 // HeadSent reports whether the final response head was written.
 func (s *ServerSession) HeadSent() bool { return s.headSent }
@@ -336,11 +360,12 @@ func (s *ServerSession) WriteResponseHeader(resp *header.ResponseHeader) error {
 			s.keepAlive = false
 		}
 	}
-	if s.expectContinue && !s.bodyStarted {
+	if s.expectContinue && !s.interimSent {
 		// The client may still be waiting to send its body: do not read it as the next request.
 		s.keepAlive = false
 	}
-	if s.reqFraming.Kind == BodyLength && s.reqBody.remaining > durOrInt(s.opts.DrainLimit, DefaultDrainLimit) {
+	if !s.bodyDone.Load() && (s.reqFraming.Kind == BodyChunked ||
+		s.reqFraming.Length > durOrInt(s.opts.DrainLimit, DefaultDrainLimit)) {
 		// Too much request body left to drain before another request could be read.
 		s.keepAlive = false
 	}
@@ -416,7 +441,7 @@ func (s *ServerSession) Finish() bool {
 	if !s.KeepAlive() {
 		return false
 	}
-	if !s.reqBody.done {
+	if !s.bodyDone.Load() {
 		if !s.drain() {
 			s.broken = true
 			return false

@@ -1,0 +1,252 @@
+// Package connector makes upstream connections: it takes an idle pooled connection to the peer
+// when one is alive, dials a new one otherwise (TCP or unix socket, then TLS when the peer asks
+// for it, each step under the peer's timeouts), and takes connections back for reuse after a
+// clean exchange.
+package connector
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/pingora-go/pingora/perr"
+	"github.com/pingora-go/pingora/pool"
+	"github.com/pingora-go/pingora/protocols/h1"
+	"github.com/pingora-go/pingora/upstream"
+)
+
+// Options configures a Connector. The zero value uses the defaults.
+type Options struct {
+	// PoolSize is the most idle upstream connections kept, across all peers (the reference's
+	// upstream_keepalive_pool_size; default 128).
+	PoolSize int
+	// BindToV4 and BindToV6 are source addresses for upstream connections; one is picked at
+	// random per connection, matching the destination's family (client_bind_to_ipv4/ipv6).
+	// A peer's own BindTo wins.
+	BindToV4, BindToV6 []netip.Addr
+	// RootCAs verifies upstream certificates when a peer has no CA of its own; nil uses the
+	// system roots (the reference's ca_file).
+	RootCAs *x509.CertPool
+}
+
+// DefaultPoolSize is the reference's upstream_keepalive_pool_size.
+const DefaultPoolSize = 128
+
+// Connector hands out HTTP/1 client sessions to upstream peers. It is safe for concurrent use.
+type Connector struct {
+	opts Options
+	pool *pool.Pool[*h1.ClientSession]
+
+	dials  atomic.Uint64
+	reuses atomic.Uint64
+}
+
+// New returns a Connector with opts.
+func New(opts Options) *Connector {
+	if opts.PoolSize <= 0 {
+		opts.PoolSize = DefaultPoolSize
+	}
+	return &Connector{
+		opts: opts,
+		pool: pool.New(pool.Options[*h1.ClientSession]{
+			Capacity: opts.PoolSize,
+			Alive:    func(s *h1.ClientSession) bool { return pool.ConnAlive(s.Conn()) },
+		}),
+	}
+}
+
+// Stats are a Connector's counters.
+type Stats struct {
+	// Dials counts new connections made; Reuses counts pooled connections handed out.
+	Dials, Reuses uint64
+	// Pool holds the pool's own counters.
+	Pool pool.Stats
+}
+
+// Stats returns the counters.
+func (c *Connector) Stats() Stats {
+	return Stats{Dials: c.dials.Load(), Reuses: c.reuses.Load(), Pool: c.pool.Stats()}
+}
+
+// Close closes every idle pooled connection.
+func (c *Connector) Close() error { return c.pool.Close() }
+
+// Get returns a session to peer: a pooled one (reused is true) when one is alive, else a new
+// connection. Connection failures are *perr.Error values with source Upstream and the
+// reference's types (ConnectRefused, ConnectTimedout, ConnectNoRoute, TLSHandshakeFailure, ...).
+func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientSession, reused bool, err error) {
+	o := &peer.Options
+	if o.IdleTimeout >= 0 {
+		if s, ok := c.pool.Get(peer.ReuseHash()); ok {
+			c.reuses.Add(1)
+			s.SetTimeouts(o.ReadTimeout, o.WriteTimeout)
+			return s, true, nil
+		}
+	}
+	conn, err := c.Dial(ctx, peer)
+	if err != nil {
+		return nil, false, err
+	}
+	c.dials.Add(1)
+	s = h1.NewClientSession(conn, &h1.ClientOptions{
+		ReadTimeout:               o.ReadTimeout,
+		WriteTimeout:              o.WriteTimeout,
+		AllowInvalidContentLength: o.AllowH1ResponseInvalidContentLength,
+	})
+	return s, false, nil
+}
+
+// Release takes back a session after its exchange: a reusable one goes to the pool under the
+// peer's reuse hash with the peer's idle timeout; any other is closed.
+func (c *Connector) Release(peer *upstream.Peer, s *h1.ClientSession) {
+	if !s.Reusable() || peer.Options.IdleTimeout < 0 {
+		s.Close()
+		return
+	}
+	s.Release()
+	c.pool.Put(peer.ReuseHash(), s, peer.Options.IdleTimeout)
+}
+
+// Dial opens a new connection to peer, with TLS when the peer asks for it. The TCP connect and
+// the TLS handshake are each bounded by ConnectTimeout, and both together by
+// TotalConnectTimeout.
+func (c *Connector) Dial(ctx context.Context, peer *upstream.Peer) (net.Conn, error) {
+	o := &peer.Options
+	if o.TotalConnectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.TotalConnectTimeout)
+		defer cancel()
+	}
+	d := net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: -1}
+	if ka := o.TCPKeepalive; ka != nil {
+		d.KeepAlive = 0
+		d.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: ka.Idle, Interval: ka.Interval, Count: ka.Count}
+	}
+	network := "tcp"
+	if peer.Network == upstream.NetworkUnix {
+		network = "unix"
+	} else if local := c.localAddr(peer); local.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: local.AsSlice()}
+	}
+	conn, err := d.DialContext(ctx, network, peer.Addr)
+	if err != nil {
+		e := perr.FromDialError(err)
+		e.Context = "connecting to " + peer.String()
+		return nil, e
+	}
+	if o.TCPRecvBuf > 0 {
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetReadBuffer(o.TCPRecvBuf)
+		}
+	}
+	if !peer.TLS {
+		return conn, nil
+	}
+	return c.handshake(ctx, conn, peer)
+}
+
+// localAddr picks the source address for a TCP peer.
+func (c *Connector) localAddr(peer *upstream.Peer) netip.Addr {
+	if b := peer.Options.BindTo; b != nil && b.Addr.IsValid() {
+		return b.Addr
+	}
+	ap, ok := peer.AddrPort()
+	if !ok {
+		return netip.Addr{}
+	}
+	list := c.opts.BindToV4
+	if ap.Addr().Is6() && !ap.Addr().Is4In6() {
+		list = c.opts.BindToV6
+	}
+	if len(list) == 0 {
+		return netip.Addr{}
+	}
+	return list[rand.IntN(len(list))]
+}
+
+// handshake runs a TLS client handshake on conn as peer asks.
+func (c *Connector) handshake(ctx context.Context, conn net.Conn, peer *upstream.Peer) (net.Conn, error) {
+	o := &peer.Options
+	cfg := &tls.Config{
+		ServerName: peer.SNI,
+		RootCAs:    o.CA,
+		NextProtos: []string{"http/1.1"},
+		MinVersion: tls.VersionTLS12,
+	}
+	if cfg.RootCAs == nil {
+		cfg.RootCAs = c.opts.RootCAs
+	}
+	if o.ClientCert != nil {
+		cfg.Certificates = []tls.Certificate{*o.ClientCert}
+	}
+	if len(o.Curves) > 0 {
+		cfg.CurvePreferences = o.Curves
+	}
+	// With no SNI nothing can be verified by name: like nginx, verification is off then.
+	if o.SkipVerifyCert || peer.SNI == "" {
+		cfg.InsecureSkipVerify = true
+	} else if o.SkipVerifyHostname || o.AlternativeCN != "" {
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = verifyChain(cfg.RootCAs, peer.SNI, o.AlternativeCN, o.SkipVerifyHostname)
+	}
+	tc := tls.Client(conn, cfg)
+	hctx := ctx
+	if o.ConnectTimeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, o.ConnectTimeout)
+		defer cancel()
+	}
+	if err := tc.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		t := perr.TLSHandshakeFailure
+		var cv *tls.CertificateVerificationError
+		switch {
+		case hctx.Err() != nil:
+			t = perr.TLSHandshakeTimedout
+		case asCertError(err, &cv):
+			t = perr.InvalidCert
+		}
+		e := perr.Because(t, "TLS handshake with "+peer.String(), err).AsUp()
+		return nil, e
+	}
+	return tc, nil
+}
+
+// verifyChain verifies the chain against roots and, unless skipName, that the leaf names sni
+// or alt.
+func verifyChain(roots *x509.CertPool, sni, alt string, skipName bool) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}
+		}
+		inter := x509.NewCertPool()
+		for _, ic := range cs.PeerCertificates[1:] {
+			inter.AddCert(ic)
+		}
+		leaf := cs.PeerCertificates[0]
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: time.Now()}); err != nil {
+			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+		}
+		if skipName {
+			return nil
+		}
+		err := leaf.VerifyHostname(sni)
+		if err != nil && alt != "" {
+			err = leaf.VerifyHostname(alt)
+		}
+		if err != nil {
+			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+		}
+		return nil
+	}
+}
+
+func asCertError(err error, target **tls.CertificateVerificationError) bool {
+	return errors.As(err, target)
+}

@@ -1,0 +1,553 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/perr"
+)
+
+// handler answers one request on a server session.
+type handler func(t *testing.T, s *ServerSession)
+
+// echoHandler answers with the method, the target and the request body.
+func echoHandler(t *testing.T, s *ServerSession) {
+	body := readBody(t, s.ReadBody)
+	out := string(s.Req.Method()) + " " + string(s.Req.Target()) + " " + string(body)
+	resp := header.NewResponse(200)
+	resp.Append("Content-Length", itoa(len(out)))
+	writeResponse(t, s, resp, out)
+}
+
+func readBody(t *testing.T, next func() ([]byte, error)) []byte {
+	t.Helper()
+	var body []byte
+	for {
+		p, err := next()
+		body = append(body, p...)
+		if err == io.EOF {
+			return body
+		}
+		if err != nil {
+			t.Errorf("reading body: %v", err)
+			return body
+		}
+	}
+}
+
+func writeResponse(t *testing.T, s *ServerSession, resp *header.ResponseHeader, body string) {
+	t.Helper()
+	if err := s.WriteResponseHeader(resp); err != nil {
+		t.Errorf("WriteResponseHeader: %v", err)
+		return
+	}
+	if body != "" {
+		if err := s.WriteBody([]byte(body)); err != nil {
+			t.Errorf("WriteBody: %v", err)
+		}
+	}
+	if err := s.FinishResponse(nil); err != nil {
+		t.Errorf("FinishResponse: %v", err)
+	}
+}
+
+// serve runs the usual server loop on conn until the connection ends, and returns the error
+// that ended it (nil for a clean io.EOF or a decision to close).
+func serve(t *testing.T, conn net.Conn, opts *ServerOptions, h handler) error {
+	s := NewServerSession(conn, opts)
+	defer s.Close()
+	for {
+		err := s.ReadRequest()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if code := perr.StatusFor(err); code != 0 {
+				s.RespondError(code)
+			}
+			return err
+		}
+		h(t, s)
+		if !s.Finish() {
+			return nil
+		}
+	}
+}
+
+// startServer listens on loopback and serves one connection with h. The returned channel
+// yields serve's result.
+func startServer(t *testing.T, opts *ServerOptions, h handler) (net.Conn, <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	done := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- serve(t, conn, opts, h)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, done
+}
+
+func wait(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not finish")
+		return nil
+	}
+}
+
+// readResp reads one response with net/http, an independent parser, and its whole body.
+func readResp(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("ReadResponse: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading response body: %v", err)
+	}
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+func expectClosed(t *testing.T, br *bufio.Reader) {
+	t.Helper()
+	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+		t.Fatalf("connection not closed cleanly: %q, %v", rest, err)
+	}
+}
+
+func TestServerKeepAlive(t *testing.T) {
+	c, done := startServer(t, nil, echoHandler)
+	br := bufio.NewReader(c)
+	for i, req := range []string{
+		"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody",
+		"POST /3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n",
+	} {
+		io.WriteString(c, req)
+		resp, body := readResp(t, br, "GET")
+		want := []string{"GET /1 ", "POST /2 body", "POST /3 abc"}[i]
+		if body != want || resp.Close || resp.Header.Get("Date") == "" {
+			t.Fatalf("request %d: body %q close %v date %q", i, body, resp.Close, resp.Header.Get("Date"))
+		}
+	}
+	c.(*net.TCPConn).CloseWrite()
+	expectClosed(t, br)
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerConnectionPersistence(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    *ServerOptions
+		reqs    []string
+		proto   string // protocol of the responses
+		conn    []string
+		closeAt int // index of the response after which the server closes
+	}{
+		{"1.0 default closes", nil,
+			[]string{"GET / HTTP/1.0\r\n\r\n"}, "HTTP/1.1", []string{"close"}, 0},
+		{"1.0 keep-alive", nil,
+			[]string{"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET / HTTP/1.0\r\n\r\n"},
+			"HTTP/1.0", []string{"keep-alive", "close"}, 1},
+		{"1.1 Connection: close", nil,
+			[]string{"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"}, "HTTP/1.1", []string{"close"}, 0},
+		{"1.1 close token in list", nil,
+			[]string{"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, Close\r\n\r\n"}, "HTTP/1.1", []string{"close"}, 0},
+		{"MaxRequests", &ServerOptions{MaxRequests: 2},
+			[]string{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n"},
+			"HTTP/1.1", []string{"", "close"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, done := startServer(t, tt.opts, echoHandler)
+			br := bufio.NewReader(c)
+			for i, req := range tt.reqs {
+				io.WriteString(c, req)
+				resp, body := readResp(t, br, "GET")
+				if body != "GET / " {
+					t.Fatalf("response %d body %q", i, body)
+				}
+				if got := resp.Header.Get("Connection"); got != tt.conn[i] {
+					t.Fatalf("response %d Connection %q, want %q", i, got, tt.conn[i])
+				}
+				if i == tt.closeAt {
+					expectClosed(t, br)
+					break
+				}
+			}
+			if err := wait(t, done); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestServerPipelined(t *testing.T) {
+	c, done := startServer(t, nil, echoHandler)
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n"+
+		"POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyz"+
+		"\r\nGET /c HTTP/1.1\r\nHost: a\r\n\r\n"+
+		"GET /d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	br := bufio.NewReader(c)
+	for _, want := range []string{"GET /a ", "POST /b xyz", "GET /c ", "GET /d "} {
+		if _, body := readResp(t, br, "GET"); body != want {
+			t.Fatalf("body %q, want %q", body, want)
+		}
+	}
+	expectClosed(t, br)
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerExpectContinue(t *testing.T) {
+	c, done := startServer(t, nil, echoHandler)
+	br := bufio.NewReader(c)
+	io.WriteString(c, "PUT /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	line, err := br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("first line %q, %v; want a 100 Continue", line, err)
+	}
+	if l, _ := br.ReadString('\n'); l != "\r\n" {
+		t.Fatalf("100 Continue head not ended: %q", l)
+	}
+	io.WriteString(c, "hello")
+	if resp, body := readResp(t, br, "PUT"); body != "PUT /up hello" || resp.Close {
+		t.Fatalf("body %q close %v", body, resp.Close)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	expectClosed(t, br)
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServerExpectContinueRejected: a final response before the body is read must not send
+// 100 and must close, since the client may or may not send the body.
+func TestServerExpectContinueRejected(t *testing.T) {
+	c, done := startServer(t, nil, func(t *testing.T, s *ServerSession) {
+		resp := header.NewResponse(413)
+		resp.Append("Content-Length", "0")
+		writeResponse(t, s, resp, "")
+	})
+	io.WriteString(c, "PUT /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, _ := readResp(t, br, "PUT"); resp.StatusCode != 413 || !resp.Close {
+		t.Fatalf("status %d close %v; want 413 and close", resp.StatusCode, resp.Close)
+	}
+	expectClosed(t, br)
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawExchange sends req to a server running h and returns everything the server wrote until
+// it closed.
+func rawExchange(t *testing.T, opts *ServerOptions, h handler, req string) string {
+	t.Helper()
+	c, done := startServer(t, opts, h)
+	io.WriteString(c, req)
+	out, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// streamHandler writes a response of unknown length in two pieces.
+func streamHandler(status int) handler {
+	return func(t *testing.T, s *ServerSession) {
+		resp := header.NewResponse(status)
+		resp.Append("X-Kind", "stream")
+		if err := s.WriteResponseHeader(resp); err != nil {
+			t.Error(err)
+			return
+		}
+		s.WriteBody([]byte("hello "))
+		s.WriteBody([]byte("world"))
+		if err := s.FinishResponse(nil); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestServerResponseFraming(t *testing.T) {
+	tests := []struct {
+		name, req string
+		status    int
+		want      string // the response after the Date line
+		head      string // the response up to the Date line
+	}{
+		{"chunked to 1.1", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 200,
+			"HTTP/1.1 200 OK\r\nX-Kind: stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n",
+			"\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"},
+		{"close-delimited to 1.0", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 200,
+			"HTTP/1.1 200 OK\r\nX-Kind: stream\r\nConnection: close\r\n", "\r\nhello world"},
+		{"HEAD has no body", "HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 200,
+			"HTTP/1.1 200 OK\r\nX-Kind: stream\r\nConnection: close\r\n", "\r\n"},
+		{"204 has no body", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 204,
+			"HTTP/1.1 204 No Content\r\nX-Kind: stream\r\nConnection: close\r\n", "\r\n"},
+		{"304 has no body", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 304,
+			"HTTP/1.1 304 Not Modified\r\nX-Kind: stream\r\nConnection: close\r\n", "\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := rawExchange(t, nil, streamHandler(tt.status), tt.req)
+			head, rest, ok := strings.Cut(out, "Date: ")
+			if !ok {
+				t.Fatalf("no Date in %q", out)
+			}
+			_, rest, _ = strings.Cut(rest, "\r\n")
+			if head != tt.want || rest != tt.head {
+				t.Fatalf("response %q, want %q + Date + %q", out, tt.want, tt.head)
+			}
+		})
+	}
+}
+
+// TestServerNoBodyKeepsConnection: for HEAD, 204 and 304 the body bytes a handler writes are
+// dropped, so the next response on the connection is read correctly.
+func TestServerNoBodyKeepsConnection(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		status int
+	}{{"HEAD", 200}, {"GET", 204}, {"GET", 304}} {
+		c, done := startServer(t, nil, func(t *testing.T, s *ServerSession) {
+			status := tc.status
+			if s.Req.IsMethod("GET") && string(s.Req.Target()) == "/next" {
+				status = 200
+			}
+			resp := header.NewResponse(status)
+			resp.Append("Content-Length", "5")
+			writeResponse(t, s, resp, "12345")
+		})
+		io.WriteString(c, tc.method+" / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		br := bufio.NewReader(c)
+		if resp, body := readResp(t, br, tc.method); resp.StatusCode != tc.status || body != "" {
+			t.Fatalf("%s %d: got %d %q", tc.method, tc.status, resp.StatusCode, body)
+		}
+		if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "12345" {
+			t.Fatalf("after %s %d: got %d %q", tc.method, tc.status, resp.StatusCode, body)
+		}
+		expectClosed(t, br)
+		if err := wait(t, done); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestServerGracefulClose(t *testing.T) {
+	out := rawExchange(t, nil, func(t *testing.T, s *ServerSession) {
+		s.SetKeepAlive(false)
+		resp := header.NewResponse(200)
+		resp.Append("Content-Length", "2")
+		resp.Append("Connection", "keep-alive")
+		writeResponse(t, s, resp, "ok")
+	}, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if !strings.Contains(out, "\r\nConnection: close\r\n") || strings.Contains(out, "keep-alive") || !strings.HasSuffix(out, "\r\n\r\nok") {
+		t.Fatalf("response %q: want Connection: close and the body", out)
+	}
+}
+
+func TestServerIdleTimeout(t *testing.T) {
+	c, done := startServer(t, &ServerOptions{IdleTimeout: 50 * time.Millisecond}, echoHandler)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(c)
+	readResp(t, br, "GET")
+	// Then stay silent: the server ends the connection quietly (serve sees io.EOF).
+	expectClosed(t, br)
+	if err := wait(t, done); err != nil {
+		t.Fatalf("idle timeout ended with %v, want a quiet close", err)
+	}
+}
+
+func TestServerHeadTimeout(t *testing.T) {
+	c, done := startServer(t, &ServerOptions{HeadTimeout: 50 * time.Millisecond}, echoHandler)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHo")
+	err := wait(t, done)
+	if e, ok := perr.As(err); !ok || e.Type != perr.ReadTimedout || e.Source != perr.Downstream {
+		t.Fatalf("slow head ended with %v, want a downstream ReadTimedout", err)
+	}
+}
+
+func TestServerBodyReadTimeout(t *testing.T) {
+	var bodyErr error
+	c, done := startServer(t, &ServerOptions{ReadTimeout: 50 * time.Millisecond}, func(t *testing.T, s *ServerSession) {
+		for bodyErr == nil {
+			_, bodyErr = s.ReadBody()
+		}
+	})
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+	wait(t, done)
+	if e, ok := perr.As(bodyErr); !ok || e.Type != perr.ReadTimedout {
+		t.Fatalf("stalled body ended with %v, want ReadTimedout", bodyErr)
+	}
+}
+
+func TestServerRejectsMalformed(t *testing.T) {
+	tests := []struct {
+		name, req string
+		status    int
+	}{
+		{"smuggling CL+TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"bare LF", "GET / HTTP/1.1\nHost: a\n\n", 400},
+		{"version", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505},
+		{"TE gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+		{"long request line", "GET /" + strings.Repeat("x", 9000), 414},
+		{"head too large", "GET / HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X: "+strings.Repeat("y", 90)+"\r\n", 30), 431},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, done := startServer(t, &ServerOptions{Limits: Limits{MaxHeadSize: 2048}}, func(t *testing.T, s *ServerSession) {
+				t.Errorf("handler called for %q", tt.req)
+			})
+			io.WriteString(c, tt.req)
+			br := bufio.NewReader(c)
+			resp, _ := readResp(t, br, "GET")
+			if resp.StatusCode != tt.status || !resp.Close {
+				t.Fatalf("status %d close %v, want %d and close", resp.StatusCode, resp.Close, tt.status)
+			}
+			expectClosed(t, br)
+			if got := perr.StatusFor(wait(t, done)); got != tt.status {
+				t.Fatalf("session error maps to %d, want %d", got, tt.status)
+			}
+		})
+	}
+}
+
+// TestServerHeadFillsBuffer: a head that exactly fills the pooled buffer, followed by a body.
+func TestServerHeadFillsBuffer(t *testing.T) {
+	head := "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX-Pad: "
+	head += strings.Repeat("p", BufferSize-len(head)-4) + "\r\n\r\n"
+	if len(head) != BufferSize {
+		t.Fatalf("head is %d bytes", len(head))
+	}
+	c, done := startServer(t, nil, func(t *testing.T, s *ServerSession) {
+		body := readBody(t, s.ReadBody)
+		resp := header.NewResponse(200)
+		resp.Append("Content-Length", itoa(len(body)))
+		writeResponse(t, s, resp, string(body))
+	})
+	io.WriteString(c, head)
+	time.Sleep(10 * time.Millisecond) // let the head arrive alone, as one read
+	io.WriteString(c, "hello")
+	if _, body := readResp(t, bufio.NewReader(c), "POST"); body != "hello" {
+		t.Fatalf("body %q", body)
+	}
+	c.Close()
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerTrailers(t *testing.T) {
+	var got string
+	out := rawExchange(t, nil, func(t *testing.T, s *ServerSession) {
+		body := readBody(t, s.ReadBody)
+		got = string(body) + "|" + fieldDump(s.Trailers())
+		resp := header.NewResponse(200)
+		resp.Append("Trailer", "X-Sum")
+		if err := s.WriteResponseHeader(resp); err != nil {
+			t.Error(err)
+		}
+		s.WriteBody([]byte("data"))
+		var tr header.Fields
+		tr.Append("X-Sum", "42")
+		if err := s.FinishResponse(&tr); err != nil {
+			t.Error(err)
+		}
+	}, "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-In: 1\r\nx-in2: 2\r\n\r\n")
+	if got != "abc|X-In=1|x-in2=2" {
+		t.Fatalf("server read %q", got)
+	}
+	if !strings.HasSuffix(out, "\r\n\r\n4\r\ndata\r\n0\r\nX-Sum: 42\r\n\r\n") {
+		t.Fatalf("response %q does not end with trailers", out)
+	}
+}
+
+func TestServerHijackAfter101(t *testing.T) {
+	c, done := startServer(t, nil, func(t *testing.T, s *ServerSession) {
+		if !s.IsUpgradeRequest() {
+			t.Error("not seen as an upgrade request")
+		}
+		resp := header.NewResponse(101)
+		resp.Append("Upgrade", "echo")
+		resp.Append("Connection", "Upgrade")
+		if err := s.WriteResponseHeader(resp); err != nil {
+			t.Error(err)
+		}
+		conn, rest := s.Hijack()
+		// Echo what came with the head, then one more message.
+		conn.Write(bytes.ToUpper(rest))
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			t.Error(err)
+		}
+		conn.Write(bytes.ToUpper(buf))
+	})
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nearly")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 || resp.Header.Get("Connection") != "Upgrade" {
+		t.Fatalf("response %v, %v", resp, err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "EARLY" {
+		t.Fatalf("echo of early bytes %q, %v", buf, err)
+	}
+	io.WriteString(c, "later")
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "LATER" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerSecondFinalHead(t *testing.T) {
+	rawExchange(t, nil, func(t *testing.T, s *ServerSession) {
+		hint := header.NewResponse(103)
+		hint.Append("Link", "</a.css>; rel=preload")
+		if err := s.WriteResponseHeader(hint); err != nil {
+			t.Error(err)
+		}
+		resp := header.NewResponse(200)
+		resp.Append("Content-Length", "0")
+		writeResponse(t, s, resp, "")
+		if err := s.WriteResponseHeader(resp); !errors.Is(err, ErrHeadAlreadySent) {
+			t.Errorf("second final head: %v", err)
+		}
+	}, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+}

@@ -1,0 +1,306 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"time"
+
+	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/perr"
+	"github.com/pingora-go/pingora/protocols/h1"
+)
+
+// proxyH1 runs one attempt over an HTTP/1 upstream session: send the request head, stream the
+// request body (in its own goroutine, so the response can arrive while it is still being sent),
+// and stream the response back.
+func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error) {
+	s := &st.sess
+	ds := st.ds
+	req := &st.upReq
+	req.CopyFrom(&ds.Req)
+	upgrade := ds.IsUpgradeRequest()
+	stripHopByHop(&req.Fields, upgrade)
+	framing := ds.RequestFraming().Kind
+	if framing == h1.BodyChunked {
+		req.Append("Transfer-Encoding", "chunked")
+	}
+	if ds.ExpectsContinue() || ds.Req.Has("Expect") {
+		// The proxy answers 100-continue itself when it starts reading the body.
+		req.Remove("Expect")
+	}
+	req.Version = header.HTTP11
+	if err := p.app.UpstreamRequestFilter(s, req, ctx); err != nil {
+		return err
+	}
+	if err := cs.WriteRequestHeader(req); err != nil {
+		return reusedOnly(err)
+	}
+
+	replay := s.attempts > 1 && len(s.retryBuf) > 0
+	pumping := framing != h1.BodyNone || replay
+	if pumping {
+		if err := ds.WriteContinue(); err != nil {
+			return err
+		}
+		go func() { st.pumpErr <- p.pumpBody(st, cs, ctx, replay) }()
+	}
+	lock := func() {
+		if pumping {
+			st.phaseMu.Lock()
+		}
+	}
+	unlock := func() {
+		if pumping {
+			st.phaseMu.Unlock()
+		}
+	}
+	defer func() {
+		if pumping {
+			// A response that completed before the client finished its body: stop reading it.
+			if perr := p.joinPump(st, cs, err != nil || !ds.BodyDone()); perr != nil && err == nil {
+				// The response is complete, but the request body was not: neither connection
+				// can be reused.
+				cs.MarkBroken()
+				ds.SetKeepAlive(false)
+			}
+		}
+	}()
+
+	resp := &cs.Resp
+	for {
+		if err := cs.ReadResponseHeader(); err != nil {
+			if pumping {
+				if derr := p.joinPump(st, cs, true); derr != nil && isDownstream(derr) {
+					pumping = false
+					return derr
+				}
+				pumping = false
+			}
+			return err
+		}
+		if resp.Status >= 200 || resp.Status == 101 {
+			break
+		}
+		if resp.Status == 100 {
+			// The proxy already answered 100-continue itself.
+			continue
+		}
+		stripHopByHop(&resp.Fields, false)
+		if err := ds.WriteResponseHeader(resp); err != nil {
+			return err
+		}
+	}
+	s.Timings.UpstreamHead = time.Now()
+	s.upstreamResp = resp
+	switchProto := resp.Status == 101
+	if switchProto && !upgrade {
+		return perr.Explain(perr.InvalidHTTPHeader, "upstream switched protocols without an Upgrade request").AsUp()
+	}
+	stripHopByHop(&resp.Fields, switchProto)
+
+	lock()
+	err = p.app.UpstreamResponseFilter(s, resp, ctx)
+	if err == nil {
+		err = p.app.ResponseFilter(s, resp, ctx)
+	}
+	unlock()
+	if err != nil {
+		return err
+	}
+	if err := s.WriteResponseHeader(resp, false); err != nil {
+		return err
+	}
+	if switchProto {
+		return p.tunnel(st, cs)
+	}
+
+	for {
+		body, rerr := cs.ReadBody()
+		if rerr != nil && rerr != io.EOF {
+			return rerr
+		}
+		eos := rerr == io.EOF || cs.BodyDone()
+		if len(body) > 0 || eos {
+			lock()
+			d1, ferr := p.app.UpstreamResponseBodyFilter(s, &body, eos, ctx)
+			var d2 time.Duration
+			if ferr == nil {
+				d2, ferr = p.app.ResponseBodyFilter(s, &body, eos, ctx)
+			}
+			unlock()
+			if ferr != nil {
+				return ferr
+			}
+			if d := d1 + d2; d > 0 {
+				time.Sleep(d)
+			}
+			if len(body) > 0 {
+				s.bodyBytesDown += int64(len(body))
+				if err := ds.WriteBody(body); err != nil {
+					return err
+				}
+				if !eos {
+					if err := ds.Flush(); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if eos {
+			break
+		}
+	}
+
+	trailers := cs.Trailers()
+	var extra []byte
+	if trailers.Len() > 0 {
+		lock()
+		err = p.app.UpstreamResponseTrailerFilter(s, trailers, ctx)
+		if err == nil {
+			extra, err = p.app.ResponseTrailerFilter(s, trailers, ctx)
+		}
+		unlock()
+		if err != nil {
+			return err
+		}
+		if extra != nil {
+			if err := ds.WriteBody(extra); err != nil {
+				return err
+			}
+			trailers = nil
+		}
+	}
+	return ds.FinishResponse(trailers)
+}
+
+// pumpBody streams the downstream request body upstream, replaying the retry buffer first on a
+// retry. It runs on its own goroutine; phases it calls hold st.phaseMu.
+func (p *Proxy[C]) pumpBody(st *conn[C], cs *h1.ClientSession, ctx *C, replay bool) error {
+	s := &st.sess
+	ds := st.ds
+	if replay {
+		// A retry happens only when the whole body was read and fits the retry buffer.
+		if err := cs.WriteBody(s.retryBuf); err != nil {
+			return err
+		}
+		return cs.FinishRequest(ds.Trailers())
+	}
+	for {
+		body, err := ds.ReadBody()
+		if err != nil && err != io.EOF {
+			cs.Conn().Close() // wake the response reader: the exchange cannot complete
+			return err
+		}
+		eos := err == io.EOF || ds.BodyDone()
+		if len(body) > 0 || eos {
+			st.phaseMu.Lock()
+			ferr := p.app.RequestBodyFilter(s, &body, eos, ctx)
+			st.phaseMu.Unlock()
+			if ferr != nil {
+				cs.Conn().Close()
+				return perrOf(ferr, perr.Internal)
+			}
+			if !s.retryTrunc {
+				if len(s.retryBuf)+len(body) <= RetryBufferLimit {
+					s.retryBuf = append(s.retryBuf, body...)
+				} else {
+					s.retryTrunc = true
+				}
+			}
+			if err := cs.WriteBody(body); err != nil {
+				return err
+			}
+			if !eos {
+				if err := cs.Flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if eos {
+			break
+		}
+	}
+	return cs.FinishRequest(ds.Trailers())
+}
+
+// joinPump waits for the body goroutine. With interrupt it first stops it: a read blocked on
+// the client is woken by a deadline in the past, which leaves the downstream connection
+// unusable.
+func (p *Proxy[C]) joinPump(st *conn[C], cs *h1.ClientSession, interrupt bool) error {
+	select {
+	case err := <-st.pumpErr:
+		return err
+	default:
+	}
+	if interrupt {
+		st.ds.Conn().SetReadDeadline(time.Now())
+		cs.Conn().SetWriteDeadline(time.Now())
+		st.ds.SetKeepAlive(false)
+		st.sess.retryTrunc = true
+	}
+	return <-st.pumpErr
+}
+
+func isDownstream(err error) bool {
+	e, ok := perr.As(err)
+	return ok && e.Source == perr.Downstream
+}
+
+// reusedOnly marks a failure to write on a connection as retryable when it was a reused one:
+// the server may have closed it while it sat in the pool.
+func reusedOnly(err error) error {
+	if e, ok := perr.As(err); ok && (e.Type == perr.WriteError || e.Type == perr.ConnectionClosed) {
+		e.Retry = perr.ReusedOnly
+	}
+	return err
+}
+
+// tunnel relays raw bytes both ways after a 101 response, until either side closes.
+func (p *Proxy[C]) tunnel(st *conn[C], cs *h1.ClientSession) error {
+	if err := st.ds.Flush(); err != nil {
+		return err
+	}
+	dconn, drest := st.ds.Hijack()
+	uconn, urest := cs.Hijack()
+	if len(urest) > 0 {
+		if _, err := dconn.Write(urest); err != nil {
+			return ioErr(err, perr.Downstream)
+		}
+	}
+	if len(drest) > 0 {
+		if _, err := uconn.Write(drest); err != nil {
+			return ioErr(err, perr.Upstream)
+		}
+	}
+	done := make(chan struct{}, 2)
+	relay := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		// Half-close when possible so the other direction can finish; otherwise close.
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+		done <- struct{}{}
+	}
+	go relay(uconn, dconn)
+	go relay(dconn, uconn)
+	<-done
+	// One side finished; give the other a moment to drain, then cut both.
+	t := time.NewTimer(5 * time.Second)
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	t.Stop()
+	dconn.Close()
+	uconn.Close()
+	<-done
+	return nil
+}
+
+func ioErr(err error, src perr.Source) error {
+	e := perr.Because(perr.WriteError, "", err)
+	e.Source = src
+	return e
+}

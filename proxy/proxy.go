@@ -1,0 +1,391 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/pingora-go/pingora/connector"
+	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/perr"
+	"github.com/pingora-go/pingora/protocols/h1"
+	"github.com/pingora-go/pingora/server"
+)
+
+// Options configures a Proxy. The zero value uses the defaults.
+type Options struct {
+	// MaxRetries caps the connection attempts of one request when errors are marked
+	// retryable (the reference's max_retries; default 16).
+	MaxRetries int
+	// Server configures the downstream HTTP/1 sessions: limits and timeouts.
+	Server h1.ServerOptions
+	// AllowConnect lets CONNECT requests through the phases; by default they are answered
+	// 405.
+	AllowConnect bool
+	// Connector makes upstream connections; nil makes one with connector.Options{}.
+	Connector *connector.Connector
+	// Logger receives error log lines; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultMaxRetries is the reference's max_retries.
+const DefaultMaxRetries = 16
+
+// RetryBufferLimit is how much request body is kept so that a retry can replay it.
+const RetryBufferLimit = 64 << 10
+
+// Proxy runs the phases of a ProxyHTTP for every request on the connections it serves. It
+// implements server.App.
+type Proxy[C any] struct {
+	app   ProxyHTTP[C]
+	opts  Options
+	conn  *connector.Connector
+	log   *slog.Logger
+	conns sync.Pool // of *conn[C]
+}
+
+var _ server.App = (*Proxy[struct{}])(nil)
+
+// New returns a proxy running app.
+func New[C any](app ProxyHTTP[C], opts Options) *Proxy[C] {
+	if opts.MaxRetries <= 0 {
+		opts.MaxRetries = DefaultMaxRetries
+	}
+	p := &Proxy[C]{app: app, opts: opts, conn: opts.Connector, log: opts.Logger}
+	if p.conn == nil {
+		p.conn = connector.New(connector.Options{})
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	return p
+}
+
+// NewService returns a listening service named name that proxies with app; add addresses to
+// it and add it to a server.Server.
+func NewService[C any](name string, app ProxyHTTP[C], opts Options) *server.ListeningService {
+	return server.NewListeningService(name, New(app, opts))
+}
+
+// Connector returns the proxy's upstream connector.
+func (p *Proxy[C]) Connector() *connector.Connector { return p.conn }
+
+// conn is the state of one downstream connection, reused across its requests.
+type conn[C any] struct {
+	ds      *h1.ServerSession
+	sess    Session
+	ctx     C
+	upReq   header.RequestHeader
+	persist any
+	pumpErr chan error
+	// phaseMu keeps phases of one request from running at once while the request body is
+	// streamed from its own goroutine.
+	phaseMu sync.Mutex
+}
+
+// ServeConn serves HTTP/1 requests on c until the client closes it, an error ends it, or a
+// graceful shutdown (shutdown ends) lets the request in flight finish.
+func (p *Proxy[C]) ServeConn(shutdown context.Context, c net.Conn) {
+	st, _ := p.conns.Get().(*conn[C])
+	if st == nil {
+		st = &conn[C]{pumpErr: make(chan error, 1)}
+	}
+	st.ds = h1.NewServerSession(c, &p.opts.Server)
+	idle := make(chan struct{}, 1)
+	stop := context.AfterFunc(shutdown, func() {
+		// Wake the connection if it waits for its next request; a request in flight finishes.
+		select {
+		case idle <- struct{}{}:
+			c.SetReadDeadline(time.Now())
+		default:
+		}
+	})
+	defer func() {
+		stop()
+		st.ds.Close()
+		st.ds = nil
+		st.persist = nil
+		st.sess = Session{retryBuf: st.sess.retryBuf[:0]}
+		p.conns.Put(st)
+	}()
+	for {
+		if shutdown.Err() != nil {
+			return
+		}
+		err := st.ds.ReadRequest()
+		select {
+		case <-idle:
+			// The shutdown waker fired while this connection was idle.
+			if err == nil {
+				st.ds.SetKeepAlive(false)
+			} else {
+				return
+			}
+		default:
+		}
+		if err != nil {
+			if err != io.EOF {
+				p.badRequest(st.ds, err)
+			}
+			return
+		}
+		if !p.serveRequest(st, shutdown.Err() != nil) {
+			return
+		}
+		st.ds.Release()
+		// Re-arm the idle waker for the wait before the next request.
+		select {
+		case <-idle:
+		default:
+		}
+		if shutdown.Err() != nil {
+			return
+		}
+	}
+}
+
+// badRequest answers a request whose head could not be read, then the connection closes.
+func (p *Proxy[C]) badRequest(ds *h1.ServerSession, err error) {
+	code := perr.StatusFor(err)
+	p.log.Warn("invalid downstream request", "client", ds.Conn().RemoteAddr().String(), "error", err.Error(), "status", code)
+	if code > 0 {
+		ds.RespondError(code)
+	}
+}
+
+// serveRequest runs the phases for the request just read and reports whether the connection
+// can serve another one.
+func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
+	s := &st.sess
+	s.reset(st.ds, shuttingDown)
+	s.Timings.Start = time.Now()
+	if shuttingDown {
+		st.ds.SetKeepAlive(false)
+	}
+	var zero C
+	st.ctx = zero
+	ctx := &st.ctx
+	defer func() {
+		if r := recover(); r != nil {
+			err := perr.Explain(perr.InternalError, "panic in a proxy phase").AsIn()
+			p.log.Error("panic while proxying", "panic", r, "request", p.safeSummary(s, ctx), "stack", string(debug.Stack()))
+			if !s.respStarted {
+				s.RespondError(500)
+			}
+			s.err = err
+			reuse = false
+		}
+	}()
+
+	*ctx = p.app.NewCtx()
+	if st.persist != nil {
+		prev := st.persist
+		st.persist = nil
+		p.app.OnConnectionReuse(s, ctx, prev)
+	}
+	if st.ds.Req.IsMethod("CONNECT") && !p.opts.AllowConnect {
+		s.RespondError(405)
+		s.err = perr.Explain(perr.HTTPStatus(405), "CONNECT not allowed").AsDown()
+		p.app.Logging(s, s.err, ctx)
+		return false
+	}
+
+	err := p.runPhases(st, ctx)
+	canReuse := true
+	if err != nil {
+		s.err = err
+		ftp := p.app.FailToProxy(s, err, ctx)
+		canReuse = ftp.CanReuseDownstream
+		if !p.app.SuppressErrorLog(s, ctx, err) {
+			p.log.Error("request failed", "request", p.app.RequestSummary(s, ctx), "error", err.Error(),
+				"status", ftp.ErrorCode, "attempts", s.attempts)
+		}
+	}
+	s.Timings.End = time.Now()
+	p.app.Logging(s, err, ctx)
+
+	if err != nil && !canReuse {
+		return false
+	}
+	if !st.ds.Finish() {
+		return false
+	}
+	st.persist = p.app.PersistConnectionContext(s, ctx)
+	return true
+}
+
+func (p *Proxy[C]) safeSummary(s *Session, ctx *C) (summary string) {
+	defer func() {
+		if recover() != nil {
+			summary = string(s.Req().Method()) + " " + string(s.Req().Target())
+		}
+	}()
+	return p.app.RequestSummary(s, ctx)
+}
+
+// runPhases runs the request phases and the upstream attempts; it returns the error that ends
+// the request, or nil when a response was sent completely.
+func (p *Proxy[C]) runPhases(st *conn[C], ctx *C) error {
+	s := &st.sess
+	if err := p.app.EarlyRequestFilter(s, ctx); err != nil {
+		return err
+	}
+	handled, err := p.app.RequestFilter(s, ctx)
+	if err != nil {
+		return err
+	}
+	if handled {
+		return p.finishLocalResponse(s)
+	}
+	goUp, err := p.app.ProxyUpstreamFilter(s, ctx)
+	if err != nil {
+		return err
+	}
+	if !goUp {
+		if !s.respStarted {
+			r := &s.resp
+			r.Reset()
+			r.Status, r.Version = 502, header.HTTP11
+			r.Append("Server", "pingora-go")
+			r.Append("Content-Length", "0")
+			r.Append("Cache-Control", "private, no-store")
+			if err := s.WriteResponseHeader(r, true); err != nil {
+				return err
+			}
+		}
+		return p.finishLocalResponse(s)
+	}
+	return p.proxyToUpstream(st, ctx)
+}
+
+// finishLocalResponse checks that a response written by a filter is complete.
+func (p *Proxy[C]) finishLocalResponse(s *Session) error {
+	if !s.respStarted {
+		return perr.Explain(perr.InternalError, "request filter handled the request without a response").AsIn()
+	}
+	return nil
+}
+
+// proxyToUpstream runs the attempt loop: choose a peer, connect, proxy; retry while errors
+// are marked retryable and MaxRetries allows.
+func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
+	s := &st.sess
+	var last *perr.Error
+	for s.attempts < p.opts.MaxRetries {
+		s.attempts++
+		peer, err := p.app.UpstreamPeer(s, ctx)
+		if err != nil {
+			return err
+		}
+		if peer == nil {
+			return perr.Explain(perr.InternalError, "UpstreamPeer returned no peer").AsIn()
+		}
+		s.peer = peer
+		cs, reused, err := p.conn.Get(context.Background(), peer)
+		if err != nil {
+			e := perrOf(err, perr.Upstream)
+			e.Source = perr.Upstream
+			e = p.app.FailToConnect(s, peer, ctx, e)
+			if retry, decided := e.Retry.Decided(); decided && retry && !s.respStarted {
+				p.log.Warn("retrying after connect failure", "request", p.app.RequestSummary(s, ctx), "error", e.Error(), "attempt", s.attempts)
+				last = e
+				continue
+			}
+			return e
+		}
+		s.Timings.Connected = time.Now()
+		err = p.app.ConnectedToUpstream(s, reused, peer, ctx)
+		if err == nil {
+			err = p.proxyH1(st, cs, ctx)
+		}
+		p.conn.Release(peer, cs)
+		if err == nil {
+			return nil
+		}
+		e := perrOf(err, perr.Internal)
+		e = p.app.ErrorWhileProxy(peer, s, e, ctx, reused)
+		retry, decided := e.Retry.Decided()
+		if !decided {
+			e.Retry = e.Retry.DecideReuse(false)
+		}
+		if !retry || s.respStarted || s.retryTrunc {
+			return e
+		}
+		p.log.Warn("retrying after upstream error", "request", p.app.RequestSummary(s, ctx), "error", e.Error(), "attempt", s.attempts)
+		last = e
+	}
+	if last == nil {
+		last = perr.Explain(perr.InternalError, "no attempt made").AsIn()
+	}
+	return last.MoreContext("gave up after max retries")
+}
+
+// hopByHop lists the fields RFC 9110 §7.6.1 makes connection-specific; they are never
+// forwarded (the codec writes its own framing and connection fields).
+var hopByHop = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Transfer-Encoding", "Upgrade"}
+
+// stripHopByHop removes connection-specific fields, including those named by Connection, but
+// keeps Connection and Upgrade when keepUpgrade (a protocol switch is being forwarded).
+func stripHopByHop(f *header.Fields, keepUpgrade bool) {
+	if hasCustomTokens(f) {
+		f.RemoveFunc(func(fl header.Field) bool { return namedByConnection(f, fl.Name) })
+	}
+	for _, name := range hopByHop {
+		if keepUpgrade && (name == "Connection" || name == "Upgrade") {
+			continue
+		}
+		f.Remove(name)
+	}
+}
+
+// hasCustomTokens reports whether a Connection field names anything besides close,
+// keep-alive and upgrade.
+func hasCustomTokens(f *header.Fields) bool {
+	custom := false
+	f.Values("Connection", func(v []byte) bool {
+		forEachToken(v, func(t []byte) {
+			if !header.EqualFold(t, "close") && !header.EqualFold(t, "keep-alive") && !header.EqualFold(t, "upgrade") {
+				custom = true
+			}
+		})
+		return !custom
+	})
+	return custom
+}
+
+// namedByConnection reports whether name is listed in a Connection field of f.
+func namedByConnection(f *header.Fields, name []byte) bool {
+	if header.EqualFold(name, "Connection") {
+		return false
+	}
+	found := false
+	f.Values("Connection", func(v []byte) bool {
+		forEachToken(v, func(t []byte) {
+			if len(t) == len(name) && header.EqualFold(t, string(name)) {
+				found = true
+			}
+		})
+		return !found
+	})
+	return found
+}
+
+func forEachToken(v []byte, fn func([]byte)) {
+	for len(v) > 0 {
+		i := 0
+		for i < len(v) && v[i] != ',' {
+			i++
+		}
+		if t := header.TrimOWS(v[:i]); len(t) > 0 {
+			fn(t)
+		}
+		if i == len(v) {
+			return
+		}
+		v = v[i+1:]
+	}
+}

@@ -1,0 +1,181 @@
+package proxy
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/perr"
+	"github.com/pingora-go/pingora/protocols/h1"
+	"github.com/pingora-go/pingora/upstream"
+)
+
+// Timings records when the steps of a request happened; zero times did not happen.
+type Timings struct {
+	// Start is when the request head had been read.
+	Start time.Time
+	// Connected is when the last upstream connection was ready.
+	Connected time.Time
+	// UpstreamHead is when the final upstream response head arrived.
+	UpstreamHead time.Time
+	// End is when the response was finished (before Logging).
+	End time.Time
+}
+
+// Session is one request as the phases see it: the downstream request, the means to answer it,
+// the upstream response head, timings and the error that ended it.
+type Session struct {
+	ds         *h1.ServerSession
+	clientAddr net.Addr
+	shutdown   bool
+
+	upstreamResp *header.ResponseHeader
+	resp         header.ResponseHeader // a response built by Respond
+	respStarted  bool
+	respStatus   int
+	keepAlive    bool
+
+	peer          *upstream.Peer
+	attempts      int
+	retryBuf      []byte
+	retryTrunc    bool
+	bodyBytesUp   int64
+	bodyBytesDown int64
+	err           error
+
+	// Timings of this request.
+	Timings Timings
+}
+
+func (s *Session) reset(ds *h1.ServerSession, shutdown bool) {
+	*s = Session{ds: ds, clientAddr: ds.Conn().RemoteAddr(), shutdown: shutdown,
+		retryBuf: s.retryBuf[:0], resp: s.resp}
+	s.resp.Reset()
+	s.keepAlive = true
+}
+
+// Req returns the downstream request head. Phases before UpstreamRequestFilter may change it;
+// the upstream request is a copy made from it after ConnectedToUpstream.
+func (s *Session) Req() *header.RequestHeader { return &s.ds.Req }
+
+// ClientAddr returns the downstream client's address.
+func (s *Session) ClientAddr() net.Addr { return s.clientAddr }
+
+// IsShuttingDown reports whether the server is shutting down gracefully; the connection
+// closes after this request.
+func (s *Session) IsShuttingDown() bool { return s.shutdown }
+
+// RequestsServed returns how many requests the downstream connection has carried, this one
+// included.
+func (s *Session) RequestsServed() int { return s.ds.RequestsServed() }
+
+// UpstreamResponse returns the upstream response head once it arrived, else nil.
+func (s *Session) UpstreamResponse() *header.ResponseHeader { return s.upstreamResp }
+
+// Peer returns the peer of the last connection attempt, or nil.
+func (s *Session) Peer() *upstream.Peer { return s.peer }
+
+// Attempts returns how many times UpstreamPeer was asked for this request.
+func (s *Session) Attempts() int { return s.attempts }
+
+// Err returns the error that ended the request, if any (set before Logging).
+func (s *Session) Err() error { return s.err }
+
+// ResponseStarted reports whether a response head was sent downstream.
+func (s *Session) ResponseStarted() bool { return s.respStarted }
+
+// ResponseStatus returns the status of the response sent downstream, or 0.
+func (s *Session) ResponseStatus() int { return s.respStatus }
+
+// BodyBytesSent returns how many response body bytes went downstream.
+func (s *Session) BodyBytesSent() int64 { return s.bodyBytesDown }
+
+// BodyBytesReceived returns how many request body bytes were read from downstream.
+func (s *Session) BodyBytesReceived() int64 { return s.ds.BodyBytesRead() }
+
+// RetryBufferTruncated reports whether the request body outgrew the retry buffer, so that the
+// request can no longer be replayed to another peer.
+func (s *Session) RetryBufferTruncated() bool { return s.retryTrunc }
+
+// SetKeepAlive allows (true) or forbids (false) reusing the downstream connection after this
+// request. Allowing takes effect only where the client and the protocol allow it.
+func (s *Session) SetKeepAlive(on bool) {
+	s.keepAlive = on
+	s.ds.SetKeepAlive(on && !s.shutdown)
+}
+
+// WriteResponseHeader sends a response head downstream. A final head can be sent once;
+// interim (1xx) ones before it. With endOfStream the response ends with the head.
+func (s *Session) WriteResponseHeader(resp *header.ResponseHeader, endOfStream bool) error {
+	if resp.Status >= 200 || resp.Status == 101 {
+		if s.respStarted {
+			return h1.ErrHeadAlreadySent
+		}
+		s.respStarted = true
+		s.respStatus = resp.Status
+	}
+	if err := s.ds.WriteResponseHeader(resp); err != nil {
+		return err
+	}
+	if endOfStream {
+		return s.ds.FinishResponse(nil)
+	}
+	return nil
+}
+
+// WriteResponseBody sends a piece of response body; endOfStream finishes the response.
+func (s *Session) WriteResponseBody(body []byte, endOfStream bool) error {
+	s.bodyBytesDown += int64(len(body))
+	if err := s.ds.WriteBody(body); err != nil {
+		return err
+	}
+	if endOfStream {
+		return s.ds.FinishResponse(nil)
+	}
+	return nil
+}
+
+// Respond sends a whole response: status, the fields of extra (may be nil) and body, with a
+// Content-Length.
+func (s *Session) Respond(status int, extra *header.Fields, body []byte) error {
+	r := &s.resp
+	r.Reset()
+	r.Status, r.Version = status, header.HTTP11
+	if extra != nil {
+		for _, f := range extra.All() {
+			r.AppendBytes(f.Name, f.Value)
+		}
+	}
+	r.Set("Content-Length", strconv.Itoa(len(body)))
+	if err := s.WriteResponseHeader(r, false); err != nil {
+		return err
+	}
+	return s.WriteResponseBody(body, true)
+}
+
+// RespondError answers with status and a short plain-text body, and closes the connection
+// afterwards when the request was malformed.
+func (s *Session) RespondError(status int) error {
+	body := []byte(strconv.Itoa(status) + " " + header.StatusText(status) + "\n")
+	r := &s.resp
+	r.Reset()
+	r.Status, r.Version = status, header.HTTP11
+	r.Append("Content-Type", "text/plain; charset=utf-8")
+	r.Append("Content-Length", strconv.Itoa(len(body)))
+	r.Append("Cache-Control", "private, no-store")
+	if err := s.WriteResponseHeader(r, false); err != nil {
+		return err
+	}
+	return s.WriteResponseBody(body, true)
+}
+
+// perrOf returns err as a *perr.Error, wrapping a foreign error as an internal one.
+func perrOf(err error, src perr.Source) *perr.Error {
+	if e, ok := perr.As(err); ok {
+		return e
+	}
+	e := perr.Because(perr.InternalError, "", err)
+	e.Source = src
+	return e
+}

@@ -1,0 +1,83 @@
+package tinyufo
+
+import "math/bits"
+
+// sketch is a count-min sketch of 4-bit saturating counters, four per key,
+// all four in one 64-byte block so that one cache line serves a key. It
+// spends one uint64 (16 counters) per expected key. After 10 × size
+// increments every counter is halved, so that old popularity fades.
+//
+// It is not safe for concurrent use; the Cache calls it under its write lock.
+type sketch struct {
+	table     []uint64 // blocks of 8 words
+	blockMask uint64
+	additions int
+	period    int
+}
+
+func newSketch(size int) *sketch {
+	words := 1 << bits.Len(uint(max(size, 8)-1))
+	return &sketch{
+		table:     make([]uint64, words),
+		blockMask: uint64(words/8 - 1),
+		period:    10 * max(size, 8),
+	}
+}
+
+// slots returns, for each of the 4 rows, the word index and the bit shift of
+// h's counter. Row i reads word 2i or 2i+1 of h's block.
+func (s *sketch) slots(h uint64) (words [4]uint64, shifts [4]uint64) {
+	block := (h & s.blockMask) * 8
+	x := h * 0x9e3779b97f4a7c15
+	x ^= x >> 32
+	for i := range uint64(4) {
+		b := x >> (i * 8)
+		words[i] = block + 2*i + b&1
+		shifts[i] = (b >> 1 & 15) * 4
+	}
+	return words, shifts
+}
+
+// estimate returns h's frequency estimate, 0 to 15.
+func (s *sketch) estimate(h uint64) uint8 {
+	words, shifts := s.slots(h)
+	m := uint64(15)
+	for i := range 4 {
+		m = min(m, s.table[words[i]]>>shifts[i]&15)
+	}
+	return uint8(m)
+}
+
+// increment counts one occurrence of h and returns its new estimate. It
+// raises only the counters at the minimum (conservative update), which keeps
+// keys that share counters with popular ones from looking popular.
+func (s *sketch) increment(h uint64) uint8 {
+	words, shifts := s.slots(h)
+	var c [4]uint64
+	m := uint64(15)
+	for i := range 4 {
+		c[i] = s.table[words[i]] >> shifts[i] & 15
+		m = min(m, c[i])
+	}
+	if m == 15 {
+		return 15
+	}
+	for i := range 4 {
+		if c[i] == m {
+			s.table[words[i]] += 1 << shifts[i]
+		}
+	}
+	s.additions++
+	if s.additions >= s.period {
+		s.age()
+	}
+	return uint8(m + 1)
+}
+
+// age halves every counter.
+func (s *sketch) age() {
+	for i, w := range s.table {
+		s.table[i] = w >> 1 & 0x7777777777777777
+	}
+	s.additions /= 2
+}
