@@ -30,6 +30,19 @@ type Options struct {
 	Connector *connector.Connector
 	// Logger receives error log lines; nil uses slog.Default().
 	Logger *slog.Logger
+	// Observers are told about every request, for metrics and access logs.
+	Observers []Observer
+}
+
+// Observer receives the engine's events, for metrics and access logs. Its methods run on the
+// request's goroutine and must not block.
+type Observer interface {
+	// UpstreamConnected is called after each successful connection attempt: reused says
+	// whether the connection came from the pool, took how long getting it lasted.
+	UpstreamConnected(s *Session, reused bool, took time.Duration)
+	// RequestDone is called for every request after the Logging phase; s.Err() holds the
+	// error that ended it, if any.
+	RequestDone(s *Session)
 }
 
 // DefaultMaxRetries is the reference's max_retries.
@@ -207,6 +220,9 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 	}
 	s.Timings.End = time.Now()
 	p.app.Logging(s, err, ctx)
+	for _, o := range p.opts.Observers {
+		o.RequestDone(s)
+	}
 
 	if err != nil && !canReuse {
 		return false
@@ -285,6 +301,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 			return perr.Explain(perr.InternalError, "UpstreamPeer returned no peer").AsIn()
 		}
 		s.peer = peer
+		connStart := time.Now()
 		cs, reused, err := p.conn.Get(context.Background(), peer)
 		if err != nil {
 			e := perrOf(err, perr.Upstream)
@@ -298,6 +315,9 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 			return e
 		}
 		s.Timings.Connected = time.Now()
+		for _, o := range p.opts.Observers {
+			o.UpstreamConnected(s, reused, s.Timings.Connected.Sub(connStart))
+		}
 		err = p.app.ConnectedToUpstream(s, reused, peer, ctx)
 		if err == nil {
 			err = p.proxyH1(st, cs, ctx)
