@@ -236,7 +236,10 @@ func (p *Proxy[C]) joinPump(st *conn[C], cs *h1.ClientSession, interrupt bool) e
 		st.ds.Conn().SetReadDeadline(time.Now())
 		cs.Conn().SetWriteDeadline(time.Now())
 		st.ds.SetKeepAlive(false)
+		err := <-st.pumpErr
+		// The body was cut short: it cannot be replayed.
 		st.sess.retryTrunc = true
+		return err
 	}
 	return <-st.pumpErr
 }
@@ -288,14 +291,16 @@ func (p *Proxy[C]) tunnel(st *conn[C], cs *h1.ClientSession) error {
 	<-done
 	// One side finished; give the other a moment to drain, then cut both.
 	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
 	select {
 	case <-done:
+		dconn.Close()
+		uconn.Close()
 	case <-t.C:
+		dconn.Close()
+		uconn.Close()
+		<-done
 	}
-	t.Stop()
-	dconn.Close()
-	uconn.Close()
-	<-done
 	return nil
 }
 

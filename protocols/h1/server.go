@@ -146,6 +146,10 @@ func (s *ServerSession) ReadRequest() error {
 			break
 		}
 		scan = next
+		if requestLineTooLong(rd.buf[start:rd.w], lim.requestLine()) {
+			s.broken = true
+			return statusError(414, "request line too long")
+		}
 		if rd.w-start > lim.headSize() {
 			s.broken = true
 			return statusError(431, "request head too large")
@@ -512,13 +516,44 @@ func itoa(n int) string {
 }
 
 // Close releases the session's buffers and closes the connection.
+//
+// When the client may still be sending (a request body was left unread, or the request was
+// malformed), Close lingers as nginx does: it half-closes the connection and reads and drops
+// what the client sends for up to LingerTimeout, so that a close with unread data does not
+// reset the connection and destroy the response still on its way to the client.
 func (s *ServerSession) Close() error {
+	if s.served > 0 && (s.broken || !s.bodyDone.Load() || s.rd.buffered() > 0) {
+		s.linger()
+	}
 	s.rd.discardBuf()
 	if s.wr.buf != nil {
 		putBuf(s.wr.buf)
 		s.wr.buf = nil
 	}
 	return s.conn.Close()
+}
+
+// LingerTimeout bounds how long Close drains a client that is still sending.
+const LingerTimeout = 2 * time.Second
+
+func (s *ServerSession) linger() {
+	cw, ok := s.conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	if s.conn.SetReadDeadline(time.Now().Add(LingerTimeout)) != nil {
+		return
+	}
+	var scratch [4096]byte
+	buf := scratch[:]
+	if s.rd.buf != nil {
+		buf = s.rd.buf
+	}
+	for {
+		if _, err := s.conn.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // Release returns the session's buffers to the pool while the connection is idle between

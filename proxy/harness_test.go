@@ -1,0 +1,205 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/perr"
+	"github.com/pingora-go/pingora/proxy"
+	"github.com/pingora-go/pingora/server"
+	"github.com/pingora-go/pingora/upstream"
+)
+
+// testCtx is the per-request context of testApp.
+type testCtx struct {
+	tries int
+}
+
+// testApp is a proxy program whose phases tests configure through function fields.
+type testApp struct {
+	proxy.Defaults[testCtx]
+	peers         []*upstream.Peer
+	retryConnect  bool
+	requestFilter func(s *proxy.Session) (bool, error)
+	upReqFilter   func(req *header.RequestHeader)
+	respFilter    func(resp *header.ResponseHeader)
+	logged        atomic.Int64
+	lastErr       atomic.Value
+}
+
+func (a *testApp) NewCtx() testCtx { return testCtx{} }
+
+func (a *testApp) UpstreamPeer(_ *proxy.Session, c *testCtx) (*upstream.Peer, error) {
+	p := a.peers[c.tries%len(a.peers)]
+	c.tries++
+	return p, nil
+}
+
+func (a *testApp) RequestFilter(s *proxy.Session, _ *testCtx) (bool, error) {
+	if a.requestFilter != nil {
+		return a.requestFilter(s)
+	}
+	return false, nil
+}
+
+func (a *testApp) UpstreamRequestFilter(_ *proxy.Session, req *header.RequestHeader, _ *testCtx) error {
+	if a.upReqFilter != nil {
+		a.upReqFilter(req)
+	}
+	return nil
+}
+
+func (a *testApp) ResponseFilter(_ *proxy.Session, resp *header.ResponseHeader, _ *testCtx) error {
+	if a.respFilter != nil {
+		a.respFilter(resp)
+	}
+	return nil
+}
+
+func (a *testApp) FailToConnect(_ *proxy.Session, _ *upstream.Peer, c *testCtx, err *perr.Error) *perr.Error {
+	if a.retryConnect && c.tries < len(a.peers) {
+		err.SetRetry(true)
+	}
+	return err
+}
+
+func (a *testApp) Logging(s *proxy.Session, err error, _ *testCtx) {
+	a.logged.Add(1)
+	if err != nil {
+		a.lastErr.Store(err.Error())
+	}
+}
+
+func mustPeer(t testing.TB, addr string) *upstream.Peer {
+	t.Helper()
+	p, err := upstream.NewPeer(addr, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startProxy serves app on a fresh loopback port until the test ends and returns the address
+// and the proxy.
+func startProxy(t testing.TB, app proxy.ProxyHTTP[testCtx], opts proxy.Options) (string, *proxy.Proxy[testCtx]) {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	p := proxy.New(app, opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := server.NewListeningService("test proxy", p)
+	svc.SetLogger(opts.Logger)
+	svc.AddListener(ln)
+	srv := server.New(server.Options{GracePeriod: 2 * time.Second, Logger: opts.Logger})
+	srv.AddService(svc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		srv.RunServices(ctx)
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("proxy did not stop")
+		}
+		p.Connector().Close()
+	})
+	return ln.Addr().String(), p
+}
+
+// countingServer is a net/http origin that counts the connections it accepted.
+type countingServer struct {
+	*http.Server
+	addr  string
+	conns atomic.Int64
+}
+
+func startOrigin(t testing.TB, h http.Handler) *countingServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingServer{addr: ln.Addr().String()}
+	cs.Server = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				cs.conns.Add(1)
+			}
+		}}
+	go cs.Serve(ln)
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+// rawOrigin accepts connections and runs handle on each, for origins whose bytes the test
+// controls exactly.
+func rawOrigin(t testing.TB, handle func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				handle(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// readHead reads an HTTP/1 head (up to the empty line) from r.
+func readHead(r *bufio.Reader) (string, error) {
+	var sb strings.Builder
+	for {
+		line, err := r.ReadString('\n')
+		sb.WriteString(line)
+		if err != nil {
+			return sb.String(), err
+		}
+		if line == "\r\n" {
+			return sb.String(), nil
+		}
+	}
+}
+
+// dial opens a raw client connection to the proxy.
+func dial(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func newClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+}

@@ -1,0 +1,624 @@
+package proxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/proxy"
+	"github.com/pingora-go/pingora/upstream"
+)
+
+// echoHandler answers with the request body and reports what it saw in headers.
+func echoHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Method", r.Method)
+		w.Header().Set("X-Path", r.URL.RequestURI())
+		w.Header().Set("X-Req-Len", strconv.Itoa(len(body)))
+		w.Header().Set("X-Req-TE", strings.Join(r.TransferEncoding, ","))
+		w.Header().Set("X-Host", r.Host)
+		if r.URL.Query().Get("chunked") == "1" {
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+		} else {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
+		w.Write(body)
+	})
+}
+
+func TestMethodsAndBodies(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	client := newClient()
+
+	big := bytes.Repeat([]byte("0123456789abcdef"), 20000) // 320 KB: more than the retry buffer
+	cases := []struct {
+		name, method, path string
+		body               []byte
+		chunkedReq         bool
+		wantRespChunked    bool
+	}{
+		{"get", "GET", "/a?b=c", nil, false, false},
+		{"post content-length", "POST", "/p", []byte("hello world"), false, false},
+		{"post chunked request", "POST", "/p", []byte("chunked hello"), true, false},
+		{"chunked response", "POST", "/p?chunked=1", []byte("stream me"), false, true},
+		{"big body both chunked", "PUT", "/big?chunked=1", big, true, true},
+		{"delete", "DELETE", "/d", nil, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != nil {
+				body = bytes.NewReader(tc.body)
+				if tc.chunkedReq {
+					body = io.MultiReader(body) // hides the length: net/http sends chunked
+				}
+			}
+			req, _ := http.NewRequest(tc.method, "http://"+addr+tc.path, body)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 200 || !bytes.Equal(got, tc.body) {
+				t.Fatalf("status %d, body %d bytes, want 200 and %d bytes", resp.StatusCode, len(got), len(tc.body))
+			}
+			if resp.Header.Get("X-Method") != tc.method || resp.Header.Get("X-Path") != tc.path {
+				t.Errorf("upstream saw %s %s", resp.Header.Get("X-Method"), resp.Header.Get("X-Path"))
+			}
+			if want := strconv.Itoa(len(tc.body)); resp.Header.Get("X-Req-Len") != want {
+				t.Errorf("upstream read %s body bytes, want %s", resp.Header.Get("X-Req-Len"), want)
+			}
+			if tc.chunkedReq && resp.Header.Get("X-Req-TE") != "chunked" {
+				t.Errorf("upstream request transfer-encoding %q, want chunked", resp.Header.Get("X-Req-TE"))
+			}
+			if chunked := len(resp.TransferEncoding) > 0; chunked != tc.wantRespChunked {
+				t.Errorf("response chunked=%v, want %v", chunked, tc.wantRespChunked)
+			}
+			if resp.Header.Get("X-Host") != addr {
+				t.Errorf("Host forwarded as %q, want %q", resp.Header.Get("X-Host"), addr)
+			}
+		})
+	}
+}
+
+func TestKeepAliveReuseBothSides(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	addr, p := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	for i := 0; i < 20; i++ {
+		fmt.Fprintf(c, "POST /k%d HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", i)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "abc" || resp.Close {
+			t.Fatalf("request %d: body %q close=%v", i, b, resp.Close)
+		}
+	}
+	if n := origin.conns.Load(); n != 1 {
+		t.Errorf("upstream connections opened: %d, want 1", n)
+	}
+	st := p.Connector().Stats()
+	if st.Dials != 1 || st.Reuses != 19 {
+		t.Errorf("connector dials=%d reuses=%d, want 1 and 19", st.Dials, st.Reuses)
+	}
+}
+
+func TestPipelinedRequests(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	var all strings.Builder
+	for i := 0; i < 5; i++ {
+		fmt.Fprintf(&all, "GET /pipe%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+	}
+	io.WriteString(c, all.String())
+	r := bufio.NewReader(c)
+	for i := 0; i < 5; i++ {
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Path"); got != fmt.Sprintf("/pipe%d", i) {
+			t.Fatalf("response %d answers %s", i, got)
+		}
+	}
+}
+
+func TestUpstreamClosesIdlePooledConnection(t *testing.T) {
+	// The origin answers with keep-alive, then closes the connection shortly after: the
+	// pooled connection is dead when the next request comes.
+	var conns atomic.Int64
+	addrOrigin := rawOrigin(t, func(c net.Conn) {
+		conns.Add(1)
+		r := bufio.NewReader(c)
+		if _, err := readHead(r); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		time.Sleep(50 * time.Millisecond)
+	})
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, addrOrigin)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	client := newClient()
+	for i := 0; i < 3; i++ {
+		resp, err := client.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+		}
+		time.Sleep(150 * time.Millisecond) // the origin has closed its side by now
+	}
+	if conns.Load() != 3 {
+		t.Errorf("origin connections %d, want 3 (each pooled one was found dead)", conns.Load())
+	}
+}
+
+func TestStaleReusedConnectionIsRetried(t *testing.T) {
+	// The origin closes a kept-alive connection exactly when the next request arrives on it,
+	// without answering: the error is ReusedOnly, and the retry on a new connection succeeds.
+	var n atomic.Int64
+	addrOrigin := rawOrigin(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			if _, err := readHead(r); err != nil {
+				return
+			}
+			if n.Add(1)%2 == 0 {
+				return // the second request on any connection gets a close
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, addrOrigin)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	for i := 0; i < 4; i++ {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "ok" {
+			t.Fatalf("request %d: %d %q (last error %v)", i, resp.StatusCode, b, app.lastErr.Load())
+		}
+	}
+}
+
+func TestUpstreamFailures(t *testing.T) {
+	// A port with nothing listening.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	refused := ln.Addr().String()
+	ln.Close()
+	// An origin that accepts and never answers.
+	silent := rawOrigin(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	// An origin that answers garbage.
+	garbage := rawOrigin(t, func(c net.Conn) {
+		readHead(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx")
+	})
+	good := startOrigin(t, echoHandler())
+
+	slow := mustPeer(t, silent)
+	slow.Options.ReadTimeout = 200 * time.Millisecond
+	cases := []struct {
+		name  string
+		peers []*upstream.Peer
+		retry bool
+		want  int
+	}{
+		{"refused", []*upstream.Peer{mustPeer(t, refused)}, false, 502},
+		{"read timeout", []*upstream.Peer{slow}, false, 504},
+		{"invalid response", []*upstream.Peer{mustPeer(t, garbage)}, false, 502},
+		{"failover to second peer", []*upstream.Peer{mustPeer(t, refused), mustPeer(t, good.addr)}, true, 200},
+		{"no failover without retry mark", []*upstream.Peer{mustPeer(t, refused), mustPeer(t, good.addr)}, false, 502},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			app := &testApp{peers: tc.peers, retryConnect: tc.retry}
+			addr, _ := startProxy(t, app, proxy.Options{})
+			resp, err := newClient().Get("http://" + addr + "/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d (error: %v)", resp.StatusCode, tc.want, app.lastErr.Load())
+			}
+			// Logging runs after the response is sent: wait for it.
+			for deadline := time.Now().Add(5 * time.Second); app.logged.Load() == 0 && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if app.logged.Load() != 1 {
+				t.Errorf("Logging ran %d times, want 1", app.logged.Load())
+			}
+		})
+	}
+}
+
+// panicApp panics in RequestFilter for paths starting with /panic.
+type panicApp struct{ testApp }
+
+func (a *panicApp) RequestFilter(s *proxy.Session, _ *testCtx) (bool, error) {
+	if bytes.HasPrefix(s.Req().Path(), []byte("/panic")) {
+		panic("boom")
+	}
+	return false, nil
+}
+
+func TestPanicInPhase(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &panicApp{testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	client := newClient()
+	resp, err := client.Get("http://" + addr + "/panic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 500 {
+		t.Fatalf("status %d, want 500", resp.StatusCode)
+	}
+	resp, err = client.Get("http://" + addr + "/fine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("after a panic: status %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestHeaderCaseAndOrderPreserved(t *testing.T) {
+	seen := make(chan string, 1)
+	originAddr := rawOrigin(t, func(c net.Conn) {
+		head, err := readHead(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		seen <- head
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nx-LOWER-upper: 1\r\nZeta: z\r\nalpha: a\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nContent-Length: 0\r\n\r\n")
+	})
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, originAddr)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	io.WriteString(c, "GET /case HTTP/1.1\r\nhOsT: example\r\nX-CamelCase: 1\r\nzzz: last-first\r\naaa: 2\r\nx-camelcase: again\r\nConnection: keep-alive, X-Hop\r\nX-Hop: drop me\r\n\r\n")
+	resp, err := readHead(bufio.NewReader(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := <-seen
+	wantUp := "GET /case HTTP/1.1\r\nhOsT: example\r\nX-CamelCase: 1\r\nzzz: last-first\r\naaa: 2\r\nx-camelcase: again\r\n\r\n"
+	if up != wantUp {
+		t.Errorf("upstream request:\n%q\nwant\n%q", up, wantUp)
+	}
+	wantResp := "HTTP/1.1 200 OK\r\nx-LOWER-upper: 1\r\nZeta: z\r\nalpha: a\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nContent-Length: 0\r\n"
+	if !strings.HasPrefix(resp, wantResp) {
+		t.Errorf("downstream response:\n%q\nwant prefix\n%q", resp, wantResp)
+	}
+}
+
+func TestNoBodyResponsesAndInterim(t *testing.T) {
+	origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/204":
+			w.WriteHeader(204)
+		case "/304":
+			w.WriteHeader(304)
+		case "/103":
+			w.Header().Set("Link", "</style.css>; rel=preload")
+			w.WriteHeader(103)
+			w.Header().Del("Link")
+			w.Header().Set("Content-Length", "5")
+			w.Write([]byte("final"))
+		default:
+			w.Header().Set("Content-Length", "11")
+			w.Write([]byte("hello world"))
+		}
+	}))
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	steps := []struct {
+		req       string
+		wantHeads []string // status lines in order
+		wantBody  string
+	}{
+		{"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 200 OK"}, ""},
+		{"GET /204 HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 204 No Content"}, ""},
+		{"GET /304 HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 304 Not Modified"}, ""},
+		{"GET /103 HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 103 Early Hints", "HTTP/1.1 200 OK"}, "final"},
+		{"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 200 OK"}, "hello world"},
+	}
+	for _, st := range steps {
+		io.WriteString(c, st.req)
+		var head string
+		for _, want := range st.wantHeads {
+			var err error
+			head, err = readHead(r)
+			if err != nil {
+				t.Fatalf("%q: %v", st.req, err)
+			}
+			if !strings.HasPrefix(head, want+"\r\n") {
+				t.Fatalf("%q: head %q, want %q", st.req, head, want)
+			}
+		}
+		if strings.HasPrefix(st.req, "HEAD") && !strings.Contains(head, "Content-Length: 11") {
+			t.Errorf("HEAD response lost its Content-Length: %q", head)
+		}
+		body := make([]byte, len(st.wantBody))
+		if _, err := io.ReadFull(r, body); err != nil || string(body) != st.wantBody {
+			t.Fatalf("%q: body %q, %v", st.req, body, err)
+		}
+	}
+	// Nothing may be left over: the next read times out rather than returning stray bytes.
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if b, err := r.ReadByte(); err == nil {
+		t.Fatalf("stray byte %q after no-body responses", b)
+	}
+}
+
+func TestExpectContinue(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	io.WriteString(c, "POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+	head, err := readHead(r)
+	if err != nil || !strings.HasPrefix(head, "HTTP/1.1 100 Continue\r\n") {
+		t.Fatalf("want 100 Continue before the body, got %q %v", head, err)
+	}
+	io.WriteString(c, "data")
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "data" {
+		t.Fatalf("status %d body %q", resp.StatusCode, b)
+	}
+}
+
+func TestClientDisconnectMidBodyCancelsUpstream(t *testing.T) {
+	upstreamDone := make(chan error, 1)
+	originAddr := rawOrigin(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		if _, err := readHead(r); err != nil {
+			upstreamDone <- err
+			return
+		}
+		_, err := io.Copy(io.Discard, r) // the body never completes: wait for the proxy to give up
+		upstreamDone <- err
+	})
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, originAddr)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\npartial body")
+	time.Sleep(50 * time.Millisecond)
+	c.Close()
+	select {
+	case <-upstreamDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream exchange was not cancelled after the client went away")
+	}
+}
+
+func TestRequestFilterRespondsAndKeepsConnection(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	app.requestFilter = func(s *proxy.Session) (bool, error) {
+		if !s.Req().Has("X-Login") {
+			return true, s.RespondError(403)
+		}
+		return false, nil
+	}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nX-Login: me\r\n\r\n")
+	for _, want := range []int{403, 200} {
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("status %d, want %d", resp.StatusCode, want)
+		}
+	}
+	if origin.conns.Load() != 1 {
+		t.Errorf("origin saw %d connections, want 1", origin.conns.Load())
+	}
+}
+
+func TestMalformedRequestsAreRejected(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	cases := []struct{ name, req, want string }{
+		{"cl and te", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
+		{"missing host", "GET / HTTP/1.1\r\n\r\n", "400"},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", "400"},
+		{"bad version", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", "505"},
+		{"connect", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", "405"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, addr)
+			io.WriteString(c, tc.req)
+			head, _ := readHead(bufio.NewReader(c))
+			if !strings.HasPrefix(head, "HTTP/1.1 "+tc.want+" ") {
+				t.Fatalf("got %q, want status %s", head, tc.want)
+			}
+			// The connection is closed afterwards.
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.ReadAll(c); err != nil {
+				t.Fatalf("connection not closed: %v", err)
+			}
+		})
+	}
+	if origin.conns.Load() != 0 {
+		t.Errorf("a rejected request reached the origin")
+	}
+}
+
+func TestLargeStreamingBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams 200 MiB")
+	}
+	const size = 100 << 20
+	originAddr := rawOrigin(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		if _, err := readHead(r); err != nil {
+			return
+		}
+		// Consume the 100 MiB request body while streaming a 100 MiB response back, and
+		// close only once it is all read (closing with unread data would reset the stream).
+		consumed := make(chan struct{})
+		go func() {
+			io.CopyN(io.Discard, r, size)
+			close(consumed)
+		}()
+		defer func() { <-consumed }()
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+		chunk := make([]byte, 64<<10)
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, originAddr)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	go func() {
+		fmt.Fprintf(c, "PUT /stream HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", size)
+		chunk := make([]byte, 64<<10)
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peak uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				if h := heapInUse(); h > peak {
+					peak = h
+				}
+			}
+		}
+	}()
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	close(stop)
+	<-sampled
+	if err != nil || n != size {
+		t.Fatalf("read %d bytes, %v", n, err)
+	}
+	if peak > 64<<20 {
+		t.Errorf("heap in use peaked at %d MiB while streaming 2x100 MiB", peak>>20)
+	}
+}
+
+func TestUpgradeTunnel(t *testing.T) {
+	originAddr := rawOrigin(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		head, err := readHead(r)
+		if err != nil || !strings.Contains(head, "Upgrade: echo") {
+			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		io.Copy(c, r)
+	})
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, originAddr)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	r := bufio.NewReader(c)
+	head, err := readHead(r)
+	if err != nil || !strings.HasPrefix(head, "HTTP/1.1 101 ") {
+		t.Fatalf("head %q %v", head, err)
+	}
+	for _, msg := range []string{"ping", "raw bytes after upgrade"} {
+		io.WriteString(c, msg)
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(r, got); err != nil || string(got) != msg {
+			t.Fatalf("echo %q, got %q %v", msg, got, err)
+		}
+	}
+}
+
+func TestUpstreamRequestFilterAndResponseFilter(t *testing.T) {
+	origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Alt-Svc", "h3=\":443\"")
+		w.Header().Set("X-Saw", r.Header.Get("X-Added"))
+		w.Write([]byte("x"))
+	}))
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	app.upReqFilter = func(req *header.RequestHeader) { req.Set("X-Added", "yes") }
+	app.respFilter = func(resp *header.ResponseHeader) {
+		resp.Set("Server", "pingora-go-test")
+		resp.Remove("Alt-Svc")
+	}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	resp, err := newClient().Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Saw") != "yes" || resp.Header.Get("Server") != "pingora-go-test" || resp.Header.Get("Alt-Svc") != "" {
+		t.Fatalf("filters not applied: %v", resp.Header)
+	}
+}
+
