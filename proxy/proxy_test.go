@@ -621,4 +621,3 @@ func TestUpstreamRequestFilterAndResponseFilter(t *testing.T) {
 		t.Fatalf("filters not applied: %v", resp.Header)
 	}
 }
-
