@@ -41,7 +41,7 @@ const DefaultPoolSize = 128
 // Connector hands out HTTP/1 client sessions to upstream peers. It is safe for concurrent use.
 type Connector struct {
 	opts Options
-	pool *pool.Pool[*h1.ClientSession]
+	pool *pool.Pool[*pooledConn]
 
 	dials  atomic.Uint64
 	reuses atomic.Uint64
@@ -54,9 +54,9 @@ func New(opts Options) *Connector {
 	}
 	return &Connector{
 		opts: opts,
-		pool: pool.New(pool.Options[*h1.ClientSession]{
+		pool: pool.New(pool.Options[*pooledConn]{
 			Capacity: opts.PoolSize,
-			Alive:    func(s *h1.ClientSession) bool { return pool.ConnAlive(s.Conn()) },
+			Alive:    (*pooledConn).check,
 		}),
 	}
 }
@@ -83,10 +83,10 @@ func (c *Connector) Close() error { return c.pool.Close() }
 func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientSession, reused bool, err error) {
 	o := &peer.Options
 	if o.IdleTimeout >= 0 {
-		if s, ok := c.pool.Get(peer.ReuseHash()); ok {
+		if pc, ok := c.pool.Get(peer.ReuseHash()); ok {
 			c.reuses.Add(1)
-			s.SetTimeouts(o.ReadTimeout, o.WriteTimeout)
-			return s, true, nil
+			pc.s.SetTimeouts(o.ReadTimeout, o.WriteTimeout)
+			return pc.s, true, nil
 		}
 	}
 	conn, err := c.Dial(ctx, peer)
@@ -99,6 +99,7 @@ func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientS
 		WriteTimeout:              o.WriteTimeout,
 		AllowInvalidContentLength: o.AllowH1ResponseInvalidContentLength,
 	})
+	s.Ext = newPooledConn(s)
 	return s, false, nil
 }
 
@@ -109,8 +110,8 @@ func (c *Connector) Release(peer *upstream.Peer, s *h1.ClientSession) {
 		s.Close()
 		return
 	}
-	s.Release()
-	c.pool.Put(peer.ReuseHash(), s, peer.Options.IdleTimeout)
+	park(s)
+	c.pool.Put(peer.ReuseHash(), s.Ext.(*pooledConn), peer.Options.IdleTimeout)
 }
 
 // Dial opens a new connection to peer, with TLS when the peer asks for it. The TCP connect and

@@ -124,6 +124,7 @@ func (s *set) lookup(addr string) *status {
 // Backends is a set of backends with a readiness flag per backend. Readers
 // (selection, Ready, All) never block: each Update publishes a new immutable
 // version through an atomic pointer. Updates are serialised among themselves.
+// The zero Backends is an empty set ready to use.
 type Backends struct {
 	cur atomic.Pointer[set]
 
@@ -136,11 +137,20 @@ type Backends struct {
 // NewBackends returns a set holding backends. See Update for the rules.
 func NewBackends(backends ...Backend) (*Backends, error) {
 	b := &Backends{}
-	b.cur.Store(&set{index: map[string]int{}})
 	if _, err := b.Update(backends); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+var emptySet set
+
+// load returns the current version; before the first Update, an empty one.
+func (b *Backends) load() *set {
+	if s := b.cur.Load(); s != nil {
+		return s
+	}
+	return &emptySet
 }
 
 // Update replaces the set with backends, which must have distinct valid
@@ -169,7 +179,7 @@ func (b *Backends) Update(backends []Backend) (changed bool, err error) {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	old := b.cur.Load()
+	old := b.load()
 	if sameServers(old.list, list) {
 		return false, nil
 	}
@@ -198,18 +208,18 @@ func sameServers(a, b []Backend) bool {
 // All returns a copy of the current backends, sorted by Addr, with zero
 // weights shown as 1.
 func (b *Backends) All() []Backend {
-	return slices.Clone(b.cur.Load().list)
+	return slices.Clone(b.load().list)
 }
 
 // Len returns the number of backends in the current set.
 func (b *Backends) Len() int {
-	return len(b.cur.Load().list)
+	return len(b.load().list)
 }
 
 // SetHealthy records the health of the backend at addr, as a health checker
 // sees it. It reports false if addr is not in the set.
 func (b *Backends) SetHealthy(addr string, healthy bool) bool {
-	st := b.cur.Load().lookup(addr)
+	st := b.load().lookup(addr)
 	if st == nil {
 		return false
 	}
@@ -220,7 +230,7 @@ func (b *Backends) SetHealthy(addr string, healthy bool) bool {
 // SetEnabled administratively enables or disables the backend at addr
 // without touching its health. It reports false if addr is not in the set.
 func (b *Backends) SetEnabled(addr string, enabled bool) bool {
-	st := b.cur.Load().lookup(addr)
+	st := b.load().lookup(addr)
 	if st == nil {
 		return false
 	}
@@ -231,14 +241,14 @@ func (b *Backends) SetEnabled(addr string, enabled bool) bool {
 // Ready reports whether the backend at addr may receive traffic: it is in
 // the set, healthy and enabled.
 func (b *Backends) Ready(addr string) bool {
-	st := b.cur.Load().lookup(addr)
+	st := b.load().lookup(addr)
 	return st != nil && st.ready()
 }
 
 // InFlight returns the number of Leases on the backend at addr that are not
 // released yet, or 0 if addr is not in the set.
 func (b *Backends) InFlight(addr string) int64 {
-	if st := b.cur.Load().lookup(addr); st != nil {
+	if st := b.load().lookup(addr); st != nil {
 		return st.inflight.Load()
 	}
 	return 0

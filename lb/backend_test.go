@@ -136,3 +136,25 @@ func TestBackendHash(t *testing.T) {
 		t.Errorf("Hash = %#x, want %#x", got, want)
 	}
 }
+
+func TestZeroValues(t *testing.T) {
+	var b Backends
+	if b.Len() != 0 || b.Ready("a:1") || b.All() != nil {
+		t.Error("zero Backends is not empty")
+	}
+	l, err := NewFromBackends(RoundRobin, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.Select(nil, 1); ok {
+		t.Error("picked from an empty set")
+	}
+	if _, err := b.Update([]Backend{NewBackend("a:1")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := l.Select(nil, 1); !ok || got.Addr != "a:1" {
+		t.Errorf("after Update: %q, %v", got.Addr, ok)
+	}
+	var lease Lease
+	lease.Release() // must not panic
+}

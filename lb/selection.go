@@ -66,7 +66,7 @@ func NewFromBackends(algo Algorithm, b *Backends) (*LoadBalancer, error) {
 	if b.rebuild != nil {
 		return nil, ErrBound
 	}
-	if err := l.rebuild(b.cur.Load()); err != nil {
+	if err := l.rebuild(b.load()); err != nil {
 		return nil, err
 	}
 	b.rebuild = l.rebuild
@@ -145,9 +145,12 @@ type Lease struct {
 }
 
 // Release ends the request on the lease's backend. Call it exactly once per
-// Lease; it is safe after the backend has left the set.
+// Lease; it is safe after the backend has left the set, and does nothing on
+// the zero Lease.
 func (l Lease) Release() {
-	l.status.inflight.Add(-1)
+	if l.status != nil {
+		l.status.inflight.Add(-1)
+	}
 }
 
 func (st *lbState) pick(key []byte, maxIterations int, accept func(*Backend, bool) bool) int {
@@ -168,8 +171,11 @@ func (st *lbState) pick(key []byte, maxIterations int, accept func(*Backend, boo
 		if !seen.add(i, n) {
 			continue
 		}
-		ready := st.set.status[i].ready()
-		if accept == nil && ready || accept != nil && accept(&st.set.list[i], ready) {
+		ok := st.set.status[i].ready()
+		if accept != nil {
+			ok = accept(&st.set.list[i], ok)
+		}
+		if ok {
 			return i
 		}
 		if distinct++; distinct == n {

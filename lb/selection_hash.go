@@ -38,8 +38,8 @@ func (k ketamaSelector) Next(pos uint64) (int, uint64) {
 	return k.ring.At(int(p)), p
 }
 
-// DefaultMaglevSize is Maglev's lookup table size, the prime Envoy and Katran
-// use. Backends get equal table shares to within one entry. A change of one
+// DefaultMaglevSize is Maglev's lookup table size, the prime Envoy uses by
+// default. Backends get equal table shares to within one entry. A change of one
 // backend remaps about 1.1 times the minimal share of keys for up to about
 // 20 backends, rising to 1.5–1.7 times at 100; larger sets should use
 // MaglevSize with a larger prime (1,048,583 gives 1.15 times at 100).
@@ -105,7 +105,10 @@ func buildMaglev(backends []Backend, size int) (Selector, error) {
 			credit[i] += uint64(b.Weight)
 			for ; credit[i] >= maxWeight && filled < size; credit[i] -= maxWeight {
 				for m.table[slot[i]] != empty {
-					slot[i] = (slot[i] + skip[i]) % uint64(size)
+					// slot, skip < size: one subtraction replaces the modulo.
+					if slot[i] += skip[i]; slot[i] >= uint64(size) {
+						slot[i] -= uint64(size)
+					}
 				}
 				m.table[slot[i]] = uint32(i)
 				filled++

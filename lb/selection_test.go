@@ -207,7 +207,7 @@ func TestLeastInFlightBalances(t *testing.T) {
 // removed one, asserted exactly; its factor covers the ±15% spread of one
 // backend's share. Maglev moves a few more keys than the minimum, more so as
 // the table gets smaller per backend: about 1.1× at 20 backends and 1.5–1.7×
-// at 100 with the default table, 1.15× at 100 with a table of 1,048,583.
+// at 100 with the default table, 1.25× at 100 with a table of 262,147.
 func TestConsistentDisruption(t *testing.T) {
 	const keys = 100_000
 	tests := []struct {
@@ -223,7 +223,7 @@ func TestConsistentDisruption(t *testing.T) {
 		{"Maglev", Maglev, 5, 1.1, false},
 		{"Maglev", Maglev, 20, 1.1, false},
 		{"Maglev", Maglev, 100, 1.8, false},
-		{"MaglevSize1048583", MaglevSize(1048583), 100, 1.2, false},
+		{"MaglevSize262147", MaglevSize(262147), 100, 1.4, false},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%d", tt.name, tt.n), func(t *testing.T) {
@@ -433,8 +433,8 @@ func TestMaglevSize(t *testing.T) {
 	}
 }
 
-// TestConcurrentSelectDuringUpdates runs selections, leases, health flips
-// and set updates at once; run it with -race.
+// TestConcurrentSelectDuringUpdates runs selections and leases while other
+// goroutines flip health and replace the set; run it with -race.
 func TestConcurrentSelectDuringUpdates(t *testing.T) {
 	sets := [][]Backend{weighted(1, 2, 3), weighted(2, 2), weighted(1, 1, 1, 1, 5), nil}
 	valid := map[string]bool{}
@@ -446,17 +446,11 @@ func TestConcurrentSelectDuringUpdates(t *testing.T) {
 	for _, tt := range algorithms {
 		t.Run(tt.name, func(t *testing.T) {
 			l := newLB(t, tt.algo, sets[0])
-			var wg sync.WaitGroup
-			stop := make(chan struct{})
-			for g := range 4 {
-				wg.Go(func() {
+			var readers, writers sync.WaitGroup
+			for g := range 3 {
+				readers.Go(func() {
 					key := make([]byte, 0, 16)
-					for i := 0; ; i++ {
-						select {
-						case <-stop:
-							return
-						default:
-						}
+					for i := range 2000 {
 						key = fmt.Appendf(key[:0], "%d-%d", g, i)
 						if lease, ok := l.Acquire(key, 8); ok {
 							if !valid[lease.Backend.Addr] {
@@ -470,18 +464,37 @@ func TestConcurrentSelectDuringUpdates(t *testing.T) {
 					}
 				})
 			}
-			wg.Go(func() {
-				for i := range 200 {
+			done := make(chan struct{})
+			updates := 0
+			writers.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-done:
+						return
+					default:
+					}
 					l.Backends().SetHealthy(fmt.Sprintf("10.0.0.%d:80", i%5+1), i%3 != 0)
 				}
 			})
-			for i := range 200 {
-				if _, err := l.Update(sets[i%len(sets)]); err != nil {
-					t.Error(err)
+			writers.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-done:
+						updates = i
+						return
+					default:
+					}
+					if _, err := l.Update(sets[i%len(sets)]); err != nil {
+						t.Error(err)
+					}
 				}
+			})
+			readers.Wait()
+			close(done)
+			writers.Wait()
+			if updates < 2 {
+				t.Logf("only %d updates overlapped the readers", updates)
 			}
-			close(stop)
-			wg.Wait()
 			if _, err := l.Update(weighted(1, 1)); err != nil {
 				t.Fatal(err)
 			}

@@ -64,8 +64,12 @@ func (r *roundRobin) Next(pos uint64) (int, uint64) {
 	return nextIndex(pos, len(r.w.cum))
 }
 
-// maxSequence bounds the table SmoothWeightedRoundRobin precomputes.
-const maxSequence = 1 << 20
+// maxSequence bounds the table SmoothWeightedRoundRobin precomputes, and
+// maxSequenceWork the steps (table length × backends) spent computing it.
+const (
+	maxSequence     = 1 << 20
+	maxSequenceWork = 1 << 28
+)
 
 // SmoothWeightedRoundRobin is nginx's weighted round robin: over every
 // sum-of-weights picks each backend is chosen Weight times, spread out
@@ -76,7 +80,9 @@ const maxSequence = 1 << 20
 // Unlike nginx, the order does not adapt to unhealthy backends: their turns
 // fall through to the fallback order. The sequence is precomputed so that
 // selection is lock-free; it returns ErrTooLarge if the weights, divided by
-// their greatest common divisor, sum to more than 1<<20.
+// their greatest common divisor, sum to more than 1<<20, or to more than
+// 1<<28 divided by the number of backends (building costs one step per
+// backend per table entry).
 func SmoothWeightedRoundRobin(backends []Backend) (Selector, error) {
 	var g, total uint64
 	for _, b := range backends {
@@ -85,7 +91,7 @@ func SmoothWeightedRoundRobin(backends []Backend) (Selector, error) {
 	for _, b := range backends {
 		total += uint64(b.Weight) / g
 	}
-	if total > maxSequence {
+	if total > maxSequence || total*uint64(len(backends)) > maxSequenceWork {
 		return nil, ErrTooLarge
 	}
 	s := &smoothRoundRobin{seq: make([]uint32, total), n: len(backends)}

@@ -114,18 +114,22 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 		return p.tunnel(st, cs)
 	}
 
+	// The filters take *[]byte: a field of the connection state, so that passing its address
+	// through the interface does not allocate a new variable per piece.
+	body := &st.respPiece
 	for {
-		body, rerr := cs.ReadBody()
+		var rerr error
+		*body, rerr = cs.ReadBody()
 		if rerr != nil && rerr != io.EOF {
 			return rerr
 		}
 		eos := rerr == io.EOF || cs.BodyDone()
-		if len(body) > 0 || eos {
+		if len(*body) > 0 || eos {
 			lock()
-			d1, ferr := p.app.UpstreamResponseBodyFilter(s, &body, eos, ctx)
+			d1, ferr := p.app.UpstreamResponseBodyFilter(s, body, eos, ctx)
 			var d2 time.Duration
 			if ferr == nil {
-				d2, ferr = p.app.ResponseBodyFilter(s, &body, eos, ctx)
+				d2, ferr = p.app.ResponseBodyFilter(s, body, eos, ctx)
 			}
 			unlock()
 			if ferr != nil {
@@ -134,9 +138,9 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 			if d := d1 + d2; d > 0 {
 				time.Sleep(d)
 			}
-			if len(body) > 0 {
-				s.bodyBytesDown += int64(len(body))
-				if err := ds.WriteBody(body); err != nil {
+			if len(*body) > 0 {
+				s.bodyBytesDown += int64(len(*body))
+				if err := ds.WriteBody(*body); err != nil {
 					return err
 				}
 				if !eos {
@@ -170,6 +174,7 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 			trailers = nil
 		}
 	}
+	*body = nil
 	return ds.FinishResponse(trailers)
 }
 
@@ -185,29 +190,31 @@ func (p *Proxy[C]) pumpBody(st *conn[C], cs *h1.ClientSession, ctx *C, replay bo
 		}
 		return cs.FinishRequest(ds.Trailers())
 	}
+	body := &st.reqPiece
 	for {
-		body, err := ds.ReadBody()
+		var err error
+		*body, err = ds.ReadBody()
 		if err != nil && err != io.EOF {
 			cs.Conn().Close() // wake the response reader: the exchange cannot complete
 			return err
 		}
 		eos := err == io.EOF || ds.BodyDone()
-		if len(body) > 0 || eos {
+		if len(*body) > 0 || eos {
 			st.phaseMu.Lock()
-			ferr := p.app.RequestBodyFilter(s, &body, eos, ctx)
+			ferr := p.app.RequestBodyFilter(s, body, eos, ctx)
 			st.phaseMu.Unlock()
 			if ferr != nil {
 				cs.Conn().Close()
 				return perrOf(ferr, perr.Internal)
 			}
 			if !s.retryTrunc {
-				if len(s.retryBuf)+len(body) <= RetryBufferLimit {
-					s.retryBuf = append(s.retryBuf, body...)
+				if len(s.retryBuf)+len(*body) <= RetryBufferLimit {
+					s.retryBuf = append(s.retryBuf, *body...)
 				} else {
 					s.retryTrunc = true
 				}
 			}
-			if err := cs.WriteBody(body); err != nil {
+			if err := cs.WriteBody(*body); err != nil {
 				return err
 			}
 			if !eos {

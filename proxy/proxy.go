@@ -98,6 +98,8 @@ type conn[C any] struct {
 	// phaseMu keeps phases of one request from running at once while the request body is
 	// streamed from its own goroutine.
 	phaseMu sync.Mutex
+	// reqPiece and respPiece hold the body piece the body filters work on.
+	reqPiece, respPiece []byte
 }
 
 // ServeConn serves HTTP/1 requests on c until the client closes it, an error ends it, or a
