@@ -265,8 +265,7 @@ func (b *bodyReader) next(rd *reader, lim *Limits) ([]byte, error) {
 	switch b.kind {
 	case BodyLength:
 		if rd.buffered() == 0 {
-			rd.r, rd.w = rd.pin, rd.pin
-			if err := rd.fill(); err != nil {
+			if err := rd.refill(); err != nil {
 				return nil, truncated(err, rd.source)
 			}
 		}
@@ -284,8 +283,7 @@ func (b *bodyReader) next(rd *reader, lim *Limits) ([]byte, error) {
 		return p, nil
 	case BodyUntilClose, BodyRaw:
 		if rd.buffered() == 0 {
-			rd.r, rd.w = rd.pin, rd.pin
-			if err := rd.fill(); err != nil {
+			if err := rd.refill(); err != nil {
 				if err == io.EOF {
 					b.done = true
 				}
@@ -310,6 +308,23 @@ func truncated(err error, src perr.Source) error {
 		return e
 	}
 	return err
+}
+
+// minBodyRoom is the least free space after a pinned head that body reads go into.
+const minBodyRoom = BufferSize / 8
+
+// refill reads more body bytes into the space after the pinned head, once the unread bytes are
+// consumed. A head that (nearly) fills the buffer would leave no room, or only a few bytes per
+// read: then the head moves to a larger buffer. The old one is not pooled, because the parsed
+// head still refers to it.
+func (rd *reader) refill() error {
+	rd.r, rd.w = rd.pin, rd.pin
+	if len(rd.buf)-rd.pin < minBodyRoom {
+		nb := make([]byte, rd.pin+BufferSize)
+		copy(nb, rd.buf[:rd.pin])
+		rd.buf = nb
+	}
+	return rd.fill()
 }
 
 // need makes at least n unread bytes available, reading as needed.
@@ -358,6 +373,7 @@ func (rd *reader) line(max int) ([]byte, error) {
 var (
 	errLineTooLong = perr.Explain(perr.InvalidHTTPHeader, "chunk line too long")
 	errBareLF      = perr.Explain(perr.InvalidHTTPHeader, "chunk line not terminated by CRLF")
+	errChunkExt    = perr.Explain(perr.InvalidHTTPHeader, "invalid chunk extension")
 )
 
 func (b *bodyReader) framingErr(rd *reader, err error) error {
@@ -392,8 +408,7 @@ func (b *bodyReader) nextChunk(rd *reader, lim *Limits) ([]byte, error) {
 			b.state = chunkData
 		case chunkData:
 			if rd.buffered() == 0 {
-				rd.r, rd.w = rd.pin, rd.pin
-				if err := rd.fill(); err != nil {
+				if err := rd.refill(); err != nil {
 					return nil, b.framingErr(rd, err)
 				}
 			}
@@ -494,7 +509,7 @@ func unhex(c byte) int {
 // checkChunkExt validates chunk extensions:
 // *( BWS ";" BWS ext-name [ BWS "=" BWS ( token / quoted-string ) ] ).
 func checkChunkExt(b []byte) error {
-	bad := perr.Explain(perr.InvalidHTTPHeader, "invalid chunk extension")
+	bad := errChunkExt
 	i := 0
 	ws := func() {
 		for i < len(b) && (b[i] == ' ' || b[i] == '\t') {

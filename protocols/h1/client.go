@@ -34,6 +34,9 @@ type ClientSession struct {
 
 	// Resp is the response head last read; its bytes are valid until the next exchange.
 	Resp header.ResponseHeader
+	// Ext holds data of whoever owns the session; the connector keeps its pooling state
+	// there.
+	Ext any
 
 	reqBody  bodyWriter
 	respBody bodyReader

@@ -15,16 +15,17 @@ import (
 // this moves to a larger, unpooled buffer for the one message.
 const BufferSize = 16 << 10
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
+// bufPool holds *[BufferSize]byte: array pointers go in and out of the pool without the
+// allocation a slice header would cost.
+var bufPool = sync.Pool{New: func() any { return new([BufferSize]byte) }}
 
-func getBuf() []byte { return *(bufPool.Get().(*[]byte)) }
+func getBuf() []byte { return bufPool.Get().(*[BufferSize]byte)[:] }
 
 func putBuf(b []byte) {
 	if cap(b) != BufferSize {
 		return
 	}
-	b = b[:BufferSize]
-	bufPool.Put(&b)
+	bufPool.Put((*[BufferSize]byte)(b[:BufferSize]))
 }
 
 // reader is a buffered reader over a connection that hands out slices of its buffer.

@@ -15,6 +15,7 @@ package h1
 
 import (
 	"bytes"
+	"encoding/binary"
 
 	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/perr"
@@ -140,6 +141,9 @@ func ParseRequest(buf []byte, req *header.RequestHeader, lim *Limits) (int, erro
 	start := skipEmptyLines(buf)
 	end, _ := findHeadEnd(buf[start:], 0)
 	if end < 0 {
+		if requestLineTooLong(buf[start:], lim.requestLine()) {
+			return 0, statusError(414, "request line too long")
+		}
 		if len(buf)-start > lim.headSize() {
 			return 0, statusError(431, "request head too large")
 		}
@@ -175,10 +179,8 @@ func ParseRequest(buf []byte, req *header.RequestHeader, lim *Limits) (int, erro
 		return 0, badRequest("malformed request line")
 	}
 	target := rest[:sp2]
-	for _, c := range target {
-		if !isTargetByte[c] {
-			return 0, badRequest("invalid character in request target")
-		}
+	if !allIn(target, &isTargetByte, 0x21) {
+		return 0, badRequest("invalid character in request target")
 	}
 	v, err := parseVersion(rest[sp2+1:])
 	if err != nil {
@@ -189,6 +191,13 @@ func ParseRequest(buf []byte, req *header.RequestHeader, lim *Limits) (int, erro
 		return 0, err
 	}
 	return start + end, nil
+}
+
+// requestLineTooLong reports whether b, the start of a request head whose end has not arrived,
+// already shows a request line longer than max: the same verdict ParseRequest gives once the
+// line is complete, reached without waiting for the rest of it.
+func requestLineTooLong(b []byte, max int) bool {
+	return len(b) > max && bytes.IndexByte(b[:max+1], '\n') < 0
 }
 
 func parseVersion(b []byte) (header.Version, error) {
@@ -257,15 +266,41 @@ func parseFieldLine(line []byte) (name, value []byte, err error) {
 	}
 	name = line[:i]
 	v := line[i+1:]
-	for _, c := range v {
-		if !isValueByte[c] {
-			if c == '\r' {
-				return nil, nil, badRequest("bare CR in field value")
-			}
-			return nil, nil, badRequest("control character in field value")
+	if !allIn(v, &isValueByte, 0x20) {
+		if bytes.IndexByte(v, '\r') >= 0 {
+			return nil, nil, badRequest("bare CR in field value")
 		}
+		return nil, nil, badRequest("control character in field value")
 	}
 	return name, header.TrimOWS(v), nil
+}
+
+// allIn reports whether every byte of b is in the class table. The class must hold every byte
+// from lo to 0xff except DEL (0x7f), plus possibly some below lo (HTAB for field values): then
+// eight bytes at a time can be checked for a byte below lo or a DEL, and only a word that has
+// one is looked at byte by byte. Header values are long and such words rare.
+func allIn(b []byte, class *[256]bool, lo byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below, del := ones*uint64(lo), ones*uint64(0x7f)
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		y := x ^ del
+		// Nonzero exactly when some byte is below lo (lo <= 0x80), or zero after y's xor.
+		if ((x-below)&^x|(y-ones)&^y)&highs != 0 {
+			for _, c := range b[:8] {
+				if !class[c] {
+					return false
+				}
+			}
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if !class[c] {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseResponse parses the response head at the start of buf into resp, referring into buf.
@@ -316,10 +351,8 @@ func ParseResponse(buf []byte, resp *header.ResponseHeader, lim *Limits) (int, e
 	var reason []byte
 	if len(line) > 13 {
 		reason = line[13:]
-		for _, c := range reason {
-			if !isValueByte[c] {
-				return 0, badResponse("control character in reason phrase")
-			}
+		if !allIn(reason, &isValueByte, 0x20) {
+			return 0, badResponse("control character in reason phrase")
 		}
 	} else {
 		reason = line[len(line):]

@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -178,6 +179,7 @@ func TestParseRequestRejects(t *testing.T) {
 		{"target with NUL", "GET /\x00 HTTP/1.1\r\nHost: a\r\n\r\n", 400},
 		// Limits.
 		{"request line too long", "GET /" + strings.Repeat("a", DefaultMaxRequestLine) + " HTTP/1.1\r\nHost: a\r\n\r\n", 414},
+		{"request line too long, incomplete", "GET /" + strings.Repeat("a", DefaultMaxRequestLine), 414},
 		{"too many fields", ok + strings.Repeat("X: y\r\n", DefaultMaxHeaders) + "\r\n", 431},
 		{"head too large", ok + strings.Repeat("X: "+strings.Repeat("y", 1000)+"\r\n", DefaultMaxHeadSize/1000) + "\r\n", 431},
 		{"incomplete and too large", ok + strings.Repeat("X: "+strings.Repeat("y", 1000)+"\r\n", DefaultMaxHeadSize/1000), 431},
@@ -413,6 +415,33 @@ func TestFindHeadEndIncremental(t *testing.T) {
 			if got != want {
 				t.Fatalf("step %d over %q: end %d, want %d", step, in, got, want)
 			}
+		}
+	}
+}
+
+// TestAllIn compares the word-at-a-time class check with the byte table for every byte value
+// at every position of a word and in the tail.
+func TestAllIn(t *testing.T) {
+	classes := []struct {
+		name  string
+		class *[256]bool
+		lo    byte
+	}{{"value", &isValueByte, 0x20}, {"target", &isTargetByte, 0x21}}
+	for _, cl := range classes {
+		for n := 1; n <= 19; n++ {
+			for pos := 0; pos < n; pos++ {
+				for c := 0; c < 256; c++ {
+					b := bytes.Repeat([]byte{'a'}, n)
+					b[pos] = byte(c)
+					if got := allIn(b, cl.class, cl.lo); got != cl.class[c] {
+						t.Fatalf("%s: allIn(%q) = %v, want %v", cl.name, b, got, cl.class[c])
+					}
+				}
+			}
+		}
+		mixed := []byte("\x80\xff\x7e\x21 \t\xc3\xa9abcdefgh\x7f")
+		if allIn(mixed, cl.class, cl.lo) {
+			t.Fatalf("%s: DEL after a word not found", cl.name)
 		}
 	}
 }
