@@ -4,6 +4,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pingora-go/pingora/internal/sock"
 	"github.com/pingora-go/pingora/pool"
 	"github.com/pingora-go/pingora/protocols/h1"
 )
@@ -35,7 +36,7 @@ func (pc *pooledConn) Close() error { return pc.s.Close() }
 // check reports whether the idle connection can carry another request: the peer has not
 // closed it and has sent nothing unsolicited.
 func (pc *pooledConn) check() bool {
-	if pc.rc == nil || pc.peek == nil {
+	if pc.rc == nil || !sock.Supported {
 		return pool.ConnAlive(pc.s.Conn())
 	}
 	pc.alive = false

@@ -8,7 +8,10 @@
 // name or value longer must copy it.
 package header
 
-import "bytes"
+import (
+	"bytes"
+	"sync"
+)
 
 // Field is one header field line: the name as the sender spelled it and the value with
 // surrounding whitespace removed.
@@ -179,26 +182,33 @@ func (f *Fields) AppendH1(dst []byte) []byte {
 }
 
 // VisitLower calls fn for every field in order with the name lower-cased, as HTTP/2 and
-// HTTP/3 require. The name slice passed to fn is only valid during the call.
+// HTTP/3 require. The name slice passed to fn is only valid during the call. Like the other
+// read-only methods it may run concurrently with itself on the same fields.
 func (f *Fields) VisitLower(fn func(name, value []byte)) {
-	var scratch [64]byte
+	var scratch *[]byte // from lowerPool once a name needs lower-casing
 	for _, fl := range f.list {
 		name := fl.Name
 		if hasUpper(name) {
-			var buf []byte
-			if len(name) <= len(scratch) {
-				buf = scratch[:len(name)]
-			} else {
-				buf = make([]byte, len(name))
+			if scratch == nil {
+				scratch = lowerPool.Get().(*[]byte)
 			}
-			for i, c := range name {
-				buf[i] = lower(c)
+			buf := (*scratch)[:0]
+			for _, c := range name {
+				buf = append(buf, lower(c))
 			}
+			*scratch = buf
 			name = buf
 		}
 		fn(name, fl.Value)
 	}
+	if scratch != nil {
+		lowerPool.Put(scratch)
+	}
 }
+
+// lowerPool holds VisitLower's scratch buffers: a name handed to an unknown function escapes,
+// so a stack buffer would be a heap allocation on every call.
+var lowerPool = sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}
 
 // HasToken reports whether any field named name carries token in its comma-separated list
 // (case-insensitively), as used for Connection, Transfer-Encoding and Upgrade.

@@ -329,3 +329,27 @@ func BenchmarkFieldsAppendH1(b *testing.B) {
 		buf = f.AppendH1(buf[:0])
 	}
 }
+
+func TestVisitLowerConcurrent(t *testing.T) {
+	f := sample()
+	want := "host,x-forwarded-for,accept,x-forwarded-for"
+	errs := make(chan string, 4)
+	for range 4 {
+		go func() {
+			for range 200 {
+				var names []string
+				f.VisitLower(func(name, _ []byte) { names = append(names, string(name)) })
+				if got := strings.Join(names, ","); got != want {
+					errs <- got
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range 4 {
+		if got := <-errs; got != "" {
+			t.Fatalf("VisitLower names %q, want %q", got, want)
+		}
+	}
+}

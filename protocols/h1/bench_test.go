@@ -118,3 +118,38 @@ func BenchmarkChunkedEncode(b *testing.B) {
 type discardConn struct{ memConn }
 
 func (*discardConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkServerExchange runs one keep-alive exchange per iteration through a ServerSession:
+// read the browser request, write a 2-field response head and a 13-byte body, finish.
+func BenchmarkServerExchange(b *testing.B) {
+	reqBytes := []byte(browserRequest)
+	conn := &memConn{}
+	s := NewServerSession(conn, nil)
+	resp := header.NewResponse(200)
+	body := []byte("hello, world\n")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(reqBytes)))
+	for b.Loop() {
+		conn.in = reqBytes
+		conn.out.Reset()
+		if err := s.ReadRequest(); err != nil {
+			b.Fatal(err)
+		}
+		resp.Reset()
+		resp.Status, resp.Version = 200, header.HTTP11
+		resp.Append("Content-Type", "text/plain")
+		resp.Append("Content-Length", "13")
+		if err := s.WriteResponseHeader(resp); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.WriteBody(body); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.FinishResponse(nil); err != nil {
+			b.Fatal(err)
+		}
+		if !s.Finish() {
+			b.Fatal("connection not kept alive")
+		}
+	}
+}

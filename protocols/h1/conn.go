@@ -166,7 +166,8 @@ func ioError(err error, src perr.Source, write bool) error {
 		if write {
 			t = perr.WriteTimedout
 		}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, io.ErrClosedPipe):
 		t = perr.ConnectionClosed
 	}
 	e := perr.Because(t, "", err)

@@ -35,6 +35,11 @@ func FuzzParseRequest(f *testing.F) {
 		if n <= 0 || n > len(in) {
 			t.Fatalf("consumed %d of %d bytes", n, len(in))
 		}
+		// The session finds the end of a head before parsing it: both must agree.
+		skip := skipEmptyLines(in)
+		if end, _ := findHeadEnd(in[skip:], 0); skip+end != n {
+			t.Fatalf("parser consumed %d bytes, findHeadEnd says %d", n, skip+end)
+		}
 		wire := req.AppendH1(nil)
 		var again header.RequestHeader
 		m, err := ParseRequest(wire, &again, nil)
@@ -72,6 +77,9 @@ func FuzzParseResponse(f *testing.F) {
 		}
 		if n <= 0 || n > len(in) {
 			t.Fatalf("consumed %d of %d bytes", n, len(in))
+		}
+		if end, _ := findHeadEnd(in, 0); end != n {
+			t.Fatalf("parser consumed %d bytes, findHeadEnd says %d", n, end)
 		}
 		wire := resp.AppendH1(nil)
 		var again header.ResponseHeader

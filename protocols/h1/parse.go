@@ -139,26 +139,16 @@ func ParseRequest(buf []byte, req *header.RequestHeader, lim *Limits) (int, erro
 		lim = &defaultLimits
 	}
 	start := skipEmptyLines(buf)
-	end, _ := findHeadEnd(buf[start:], 0)
-	if end < 0 {
-		if requestLineTooLong(buf[start:], lim.requestLine()) {
-			return 0, statusError(414, "request line too long")
-		}
-		if len(buf)-start > lim.headSize() {
-			return 0, statusError(431, "request head too large")
-		}
-		return 0, errIncomplete
-	}
-	if end > lim.headSize() {
-		return 0, statusError(431, "request head too large")
-	}
-	head := buf[start : start+end]
-	req.Reset()
-
+	// One pass: each line is found and checked once, and the empty line ends the head.
+	head := buf[start:]
 	eol := bytes.IndexByte(head, '\n')
+	if eol < 0 {
+		return 0, incompleteRequest(head, lim)
+	}
 	if eol > lim.requestLine() {
 		return 0, statusError(414, "request line too long")
 	}
+	req.Reset()
 	if eol < 1 || head[eol-1] != '\r' {
 		return 0, badRequest("request line not terminated by CRLF")
 	}
@@ -187,10 +177,26 @@ func ParseRequest(buf []byte, req *header.RequestHeader, lim *Limits) (int, erro
 		return 0, err
 	}
 	req.SetStartLine(method, target, v)
-	if err := parseFields(head[eol+1:], &req.Fields, lim.headers(), true); err != nil {
+	n, err := parseFields(head[eol+1:], &req.Fields, lim.headers(), lim.headSize()-eol-1, true)
+	if err == errIncomplete {
+		return 0, incompleteRequest(head, lim)
+	}
+	if err != nil {
 		return 0, err
 	}
-	return start + end, nil
+	return start + eol + 1 + n, nil
+}
+
+// incompleteRequest is the verdict on a request head whose end is not in head yet: 414 or 431
+// when what arrived already breaks a limit, else errIncomplete.
+func incompleteRequest(head []byte, lim *Limits) error {
+	if requestLineTooLong(head, lim.requestLine()) {
+		return statusError(414, "request line too long")
+	}
+	if len(head) > lim.headSize() {
+		return statusError(431, "request head too large")
+	}
+	return errIncomplete
 }
 
 // requestLineTooLong reports whether b, the start of a request head whose end has not arrived,
@@ -215,30 +221,36 @@ func parseVersion(b []byte) (header.Version, error) {
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
-// parseFields parses field lines up to and including the empty line that ends them. b holds
-// exactly that. strict refuses bare LF line endings.
-func parseFields(b []byte, f *header.Fields, maxFields int, strict bool) error {
+// parseFields parses the field lines at the start of b up to and including the empty line that
+// ends them, and returns the length of that section: errIncomplete when b does not hold its
+// end, 431 when it is longer than max bytes or has more than maxFields lines. strict refuses
+// bare LF line endings.
+func parseFields(b []byte, f *header.Fields, maxFields, max int, strict bool) (int, error) {
+	n := 0
 	for {
-		eol := bytes.IndexByte(b, '\n')
+		eol := bytes.IndexByte(b[n:], '\n')
 		if eol < 0 {
-			return badRequest("field section not terminated")
+			return 0, errIncomplete
 		}
-		line := b[:eol]
+		line := b[n : n+eol]
+		n += eol + 1
+		if n > max {
+			return 0, statusError(431, "head too large")
+		}
 		if len(line) > 0 && line[len(line)-1] == '\r' {
 			line = line[:len(line)-1]
 		} else if strict {
-			return badRequest("bare LF in field section")
+			return 0, badRequest("bare LF in field section")
 		}
-		b = b[eol+1:]
 		if len(line) == 0 {
-			return nil
+			return n, nil
 		}
 		if f.Len() >= maxFields {
-			return statusError(431, "too many header fields")
+			return 0, statusError(431, "too many header fields")
 		}
 		name, value, err := parseFieldLine(line)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		f.AppendRef(name, value)
 	}
@@ -310,23 +322,15 @@ func ParseResponse(buf []byte, resp *header.ResponseHeader, lim *Limits) (int, e
 	if lim == nil {
 		lim = &defaultLimits
 	}
-	end, _ := findHeadEnd(buf, 0)
-	if end < 0 {
-		if len(buf) > lim.headSize() {
-			return 0, badResponse("response head too large")
-		}
-		return 0, errIncomplete
+	eol := bytes.IndexByte(buf, '\n')
+	if eol < 0 {
+		return 0, incompleteResponse(buf, lim)
 	}
-	if end > lim.headSize() {
-		return 0, badResponse("response head too large")
-	}
-	head := buf[:end]
-	resp.Reset()
-	eol := bytes.IndexByte(head, '\n')
 	if eol > lim.requestLine() {
 		return 0, badResponse("status line too long")
 	}
-	line := head[:eol]
+	resp.Reset()
+	line := buf[:eol]
 	if len(line) > 0 && line[len(line)-1] == '\r' {
 		line = line[:len(line)-1]
 	}
@@ -358,9 +362,24 @@ func ParseResponse(buf []byte, resp *header.ResponseHeader, lim *Limits) (int, e
 		reason = line[len(line):]
 	}
 	resp.SetStatusLine(code, reason, v)
-	if err := parseFields(head[eol+1:], &resp.Fields, lim.headers(), false); err != nil {
+	n, err := parseFields(buf[eol+1:], &resp.Fields, lim.headers(), lim.headSize()-eol-1, false)
+	if err == errIncomplete {
+		return 0, incompleteResponse(buf, lim)
+	}
+	if err != nil {
 		// A limit the upstream broke is a bad response (502), not a status for the client.
 		return 0, perr.Because(perr.InvalidHTTPHeader, "invalid response field section", err).AsUp()
 	}
-	return end, nil
+	return eol + 1 + n, nil
+}
+
+// incompleteResponse is the verdict on a response head whose end is not in buf yet.
+func incompleteResponse(buf []byte, lim *Limits) error {
+	if requestLineTooLong(buf, lim.requestLine()) {
+		return badResponse("status line too long")
+	}
+	if len(buf) > lim.headSize() {
+		return badResponse("response head too large")
+	}
+	return errIncomplete
 }

@@ -102,6 +102,29 @@ func NewServerSession(conn net.Conn, opts *ServerOptions) *ServerSession {
 // Conn returns the underlying connection.
 func (s *ServerSession) Conn() net.Conn { return s.conn }
 
+// Reset makes s a session over conn that has already served served requests, keeping its
+// storage, so that a server can take sessions from a pool for each burst of requests on a
+// connection instead of keeping one per idle connection. opts may be nil.
+func (s *ServerSession) Reset(conn net.Conn, opts *ServerOptions, served int) {
+	if opts == nil {
+		opts = &ServerOptions{}
+	}
+	s.conn, s.opts, s.served = conn, opts, served
+	s.rd.conn, s.rd.source, s.rd.eof = conn, perr.Downstream, false
+	s.rd.timeout, s.rd.deadline = 0, time.Time{}
+	s.wr.conn, s.wr.source, s.wr.err = conn, perr.Downstream, nil
+	s.wr.timeout = durOr(opts.WriteTimeout, DefaultWriteTimeout)
+	s.Req.Reset()
+	s.resetMessage()
+	s.keepAlive, s.upgraded, s.broken = false, false, false
+	s.bodyFailed.Store(false)
+	s.bodyDone.Store(true)
+}
+
+// Buffered returns how many bytes of further requests (pipelined by the client) are already
+// read into the session's buffer.
+func (s *ServerSession) Buffered() int { return s.rd.buffered() }
+
 // RequestsServed returns how many requests were read on this connection.
 func (s *ServerSession) RequestsServed() int { return s.served }
 
@@ -345,7 +368,7 @@ func (s *ServerSession) WriteResponseHeader(resp *header.ResponseHeader) error {
 		f = Framing{Kind: BodyNone}
 	default:
 		n, ok, bad := contentLength(&resp.Fields)
-		te, _, _ := transferCoding(&resp.Fields)
+		te, _, lastChunked := transferCoding(&resp.Fields)
 		switch {
 		case bad != "":
 			return perr.Explain(perr.InternalError, "response has "+bad)
@@ -353,7 +376,8 @@ func (s *ServerSession) WriteResponseHeader(resp *header.ResponseHeader) error {
 			f = Framing{Kind: BodyLength, Length: n}
 		case s.Req.Version == header.HTTP11:
 			resp.Remove("Content-Length")
-			if !te {
+			if !lastChunked {
+				// Other codings (e.g. gzip from an upstream) stay, with chunked as the last.
 				resp.Append("Transfer-Encoding", "chunked")
 			}
 			f = Framing{Kind: BodyChunked}

@@ -555,3 +555,103 @@ func TestServerSecondFinalHead(t *testing.T) {
 		}
 	}, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 }
+
+// TestServerReadRequestQuietEnd: a client that goes away, or stays silent past the idle
+// timeout, before sending a byte ends the session with io.EOF.
+func TestServerReadRequestQuietEnd(t *testing.T) {
+	tests := []struct {
+		name   string
+		client func(net.Conn)
+	}{
+		{"idle timeout", func(net.Conn) {}},
+		{"client closes", func(c net.Conn) { c.Close() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, cli := net.Pipe()
+			defer cli.Close()
+			s := NewServerSession(srv, &ServerOptions{IdleTimeout: 20 * time.Millisecond})
+			defer s.Close()
+			tt.client(cli)
+			if err := s.ReadRequest(); err != io.EOF {
+				t.Fatalf("ReadRequest = %v, want io.EOF", err)
+			}
+		})
+	}
+}
+
+func TestServerClientGoneMidHead(t *testing.T) {
+	srv, cli := net.Pipe()
+	s := NewServerSession(srv, nil)
+	defer s.Close()
+	go func() {
+		io.WriteString(cli, "GET / HTTP/1.1\r\nHo")
+		cli.Close()
+	}()
+	err := s.ReadRequest()
+	if e, ok := perr.As(err); !ok || e.Type != perr.ConnectionClosed || perr.StatusFor(err) != 0 {
+		t.Fatalf("ReadRequest = %v, want a ConnectionClosed that is answered with nothing", err)
+	}
+}
+
+func TestServerConnectTunnel(t *testing.T) {
+	c, done := startServer(t, nil, func(t *testing.T, s *ServerSession) {
+		if !s.Req.IsMethod("CONNECT") || string(s.Req.Target()) != "db.internal:5432" {
+			t.Errorf("request %q", s.Req.String())
+		}
+		if err := s.WriteResponseHeader(header.NewResponse(200)); err != nil {
+			t.Error(err)
+		}
+		conn, rest := s.Hijack()
+		buf := make([]byte, 4-len(rest))
+		io.ReadFull(conn, buf)
+		conn.Write(append(rest, buf...))
+	})
+	io.WriteString(c, "CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\nping")
+	br := bufio.NewReader(c)
+	line, _ := br.ReadString('\n')
+	if line != "HTTP/1.1 200 OK\r\n" {
+		t.Fatalf("status line %q", line)
+	}
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.EqualFold(l, "Transfer-Encoding: chunked\r\n") || strings.HasPrefix(l, "Content-Length") {
+			t.Fatalf("tunnel response has framing %q", l)
+		}
+		if l == "\r\n" {
+			break
+		}
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("tunnel echo %q, %v", buf, err)
+	}
+	if err := wait(t, done); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServerKeepsOtherTransferCodings: a response that carries a transfer coding other than
+// chunked (as an upstream's gzip) is sent to a 1.1 client with chunked added as the last one.
+func TestServerKeepsOtherTransferCodings(t *testing.T) {
+	out := rawExchange(t, nil, func(t *testing.T, s *ServerSession) {
+		resp := header.NewResponse(200)
+		resp.Append("Transfer-Encoding", "gzip")
+		writeResponse(t, s, resp, "GZ")
+	}, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(out, "\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n") ||
+		!strings.HasSuffix(out, "\r\n\r\n2\r\nGZ\r\n0\r\n\r\n") {
+		t.Fatalf("response %q", out)
+	}
+	var resp header.ResponseHeader
+	n, err := ParseResponse([]byte(out), &resp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _, _ := ResponseFraming(&resp, false, false, false); f.Kind != BodyChunked {
+		t.Fatalf("a client would read the response as %v (%q)", f.Kind, out[:n])
+	}
+}
