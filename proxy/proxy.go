@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pingora-go/pingora/connector"
@@ -104,61 +105,86 @@ type conn[C any] struct {
 
 // ServeConn serves HTTP/1 requests on c until the client closes it, an error ends it, or a
 // graceful shutdown (shutdown ends) lets the request in flight finish.
+//
+// Between requests the connection holds no session and no buffer: it waits for readability
+// only, and takes a pooled session for each burst of requests. An idle keep-alive connection
+// therefore costs little more than its goroutine.
 func (p *Proxy[C]) ServeConn(shutdown context.Context, c net.Conn) {
-	st, _ := p.conns.Get().(*conn[C])
-	if st == nil {
-		st = &conn[C]{pumpErr: make(chan error, 1)}
-	}
-	st.ds = h1.NewServerSession(c, &p.opts.Server)
-	idle := make(chan struct{}, 1)
+	// state is connIdle while the connection waits for a request; the shutdown waker moves it
+	// to connWoken and interrupts the wait. A request in flight (connBusy) is left to finish.
+	var state atomic.Int32
 	stop := context.AfterFunc(shutdown, func() {
-		// Wake the connection if it waits for its next request; a request in flight finishes.
-		select {
-		case idle <- struct{}{}:
+		if state.CompareAndSwap(connIdle, connWoken) {
 			c.SetReadDeadline(time.Now())
-		default:
 		}
 	})
-	defer func() {
-		stop()
-		st.ds.Close()
-		st.ds = nil
+	defer stop()
+	waiter := h1.NewIdleWaiter(c)
+	idleTimeout := p.opts.Server.IdleTimeout
+	if idleTimeout <= 0 {
+		idleTimeout = h1.DefaultIdleTimeout
+	}
+	served := 0
+	var persist any
+	for {
+		state.Store(connIdle)
+		if shutdown.Err() != nil {
+			c.Close()
+			return
+		}
+		if err := waiter.Wait(time.Now().Add(idleTimeout)); err != nil {
+			c.Close()
+			return
+		}
+		st, _ := p.conns.Get().(*conn[C])
+		if st == nil {
+			st = &conn[C]{pumpErr: make(chan error, 1), ds: h1.NewServerSession(c, &p.opts.Server)}
+		}
+		st.ds.Reset(c, &p.opts.Server, served)
+		st.persist = persist
+		keep := p.serveBurst(st, shutdown, &state)
+		served, persist = st.ds.RequestsServed(), st.persist
+		if keep {
+			st.ds.Release()
+		} else {
+			st.ds.Close()
+		}
 		st.persist = nil
 		st.sess = Session{retryBuf: st.sess.retryBuf[:0]}
 		p.conns.Put(st)
-	}()
-	for {
-		if shutdown.Err() != nil {
+		if !keep {
 			return
 		}
+	}
+}
+
+// States of a downstream connection, for the shutdown waker.
+const (
+	connBusy int32 = iota
+	connIdle
+	connWoken
+)
+
+// serveBurst serves the requests that arrive back to back on a connection (the first one, and
+// any the client pipelined behind it) and reports whether the connection stays open.
+func (p *Proxy[C]) serveBurst(st *conn[C], shutdown context.Context, state *atomic.Int32) bool {
+	for first := true; ; first = false {
 		err := st.ds.ReadRequest()
-		select {
-		case <-idle:
-			// The shutdown waker fired while this connection was idle.
-			if err == nil {
-				st.ds.SetKeepAlive(false)
-			} else {
-				return
-			}
-		default:
+		if first && !state.CompareAndSwap(connIdle, connBusy) {
+			// Graceful shutdown woke the connection while it waited for this request.
+			return false
 		}
 		if err != nil {
 			if err != io.EOF {
 				p.badRequest(st.ds, err)
 			}
-			return
+			return false
 		}
-		if !p.serveRequest(st, shutdown.Err() != nil) {
-			return
+		if !p.serveRequest(st, shutdown.Err() != nil) || shutdown.Err() != nil {
+			return false
 		}
-		st.ds.Release()
-		// Re-arm the idle waker for the wait before the next request.
-		select {
-		case <-idle:
-		default:
-		}
-		if shutdown.Err() != nil {
-			return
+		if st.ds.Buffered() == 0 {
+			return true
 		}
 	}
 }
