@@ -80,4 +80,3 @@ func BenchmarkProxyH1(b *testing.B) {
 		roundTrip()
 	}
 }
-

@@ -621,3 +621,50 @@ func TestUpstreamRequestFilterAndResponseFilter(t *testing.T) {
 		t.Fatalf("filters not applied: %v", resp.Header)
 	}
 }
+
+func TestIdleConnectionsAreParkedAndResumed(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	addr, p := startProxy(t, app, proxy.Options{ParkAfter: 20 * time.Millisecond})
+	conns := make([]net.Conn, 5)
+	readers := make([]*bufio.Reader, 5)
+	roundTrip := func(i int) {
+		fmt.Fprintf(conns[i], "GET /park%d HTTP/1.1\r\nHost: a\r\n\r\n", i)
+		resp, err := http.ReadResponse(readers[i], nil)
+		if err != nil {
+			t.Fatalf("conn %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("X-Path") != fmt.Sprintf("/park%d", i) {
+			t.Fatalf("conn %d: status %d path %s", i, resp.StatusCode, resp.Header.Get("X-Path"))
+		}
+	}
+	for i := range conns {
+		conns[i] = dial(t, addr)
+		readers[i] = bufio.NewReader(conns[i])
+		roundTrip(i)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Parked() < len(conns) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.Parked() != len(conns) {
+		t.Fatalf("parked %d connections, want %d", p.Parked(), len(conns))
+	}
+	// Parked connections serve their next request, and can be parked again.
+	for round := 0; round < 2; round++ {
+		for i := range conns {
+			roundTrip(i)
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+	// A client closing a parked connection frees it.
+	conns[0].Close()
+	for p.Parked() != len(conns)-1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.Parked() != len(conns)-1 {
+		t.Fatalf("parked %d after a close, want %d", p.Parked(), len(conns)-1)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -28,16 +29,18 @@ type ListeningService struct {
 	addrs  []listeners.Address
 	logger *slog.Logger
 
-	mu    sync.Mutex // guards the fields below
-	lns   []net.Listener
-	conns map[net.Conn]struct{}
+	mu        sync.Mutex // guards the fields below
+	lns       []net.Listener
+	keys      []string // the configured address of each listener; "" for AddListener's
+	conns     map[net.Conn]int
+	inherited map[string]*os.File
 
 	wg sync.WaitGroup
 }
 
 // NewListeningService returns a service named name that gives its connections to app.
 func NewListeningService(name string, app App) *ListeningService {
-	return &ListeningService{name: name, app: app, logger: slog.Default(), conns: map[net.Conn]struct{}{}}
+	return &ListeningService{name: name, app: app, logger: slog.Default(), conns: map[net.Conn]int{}}
 }
 
 // Name returns the service's name.
@@ -60,7 +63,37 @@ func (s *ListeningService) AddUDS(path string, perm uint32) {
 func (s *ListeningService) AddListener(ln net.Listener) {
 	s.mu.Lock()
 	s.lns = append(s.lns, ln)
+	s.keys = append(s.keys, "")
 	s.mu.Unlock()
+}
+
+// inherit offers the sockets received from an old process; Start takes those whose address it
+// is configured with out of fds.
+func (s *ListeningService) inherit(fds map[string]*os.File) {
+	s.mu.Lock()
+	s.inherited = fds
+	s.mu.Unlock()
+}
+
+// listenerFiles returns the configured addresses and duplicates of their sockets, for a
+// hand-over to a new process.
+func (s *ListeningService) listenerFiles() ([]string, []*os.File, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []string
+	var files []*os.File
+	for i, ln := range s.lns {
+		if s.keys[i] == "" {
+			continue
+		}
+		f, err := listeners.File(ln)
+		if err != nil {
+			closeFiles(files)
+			return nil, nil, err
+		}
+		keys, files = append(keys, s.keys[i]), append(files, f)
+	}
+	return keys, files, nil
 }
 
 // Addrs returns the addresses the service listens on, once started.
@@ -74,17 +107,32 @@ func (s *ListeningService) Addrs() []net.Addr {
 	return out
 }
 
-// Start binds every configured address.
+// Start binds every configured address, or adopts the socket an old process handed over for
+// it during an upgrade.
 func (s *ListeningService) Start(ctx context.Context) error {
+	s.mu.Lock()
+	inherited := s.inherited
+	s.inherited = nil
+	s.mu.Unlock()
 	for _, a := range s.addrs {
-		ln, err := listeners.Listen(ctx, a)
+		var ln net.Listener
+		var err error
+		how := "listening"
+		if f, ok := inherited[a.String()]; ok {
+			delete(inherited, a.String())
+			ln, err = listeners.FromFile(f, a)
+			how = "listening on an inherited socket"
+		} else {
+			ln, err = listeners.Listen(ctx, a)
+		}
 		if err != nil {
 			s.closeListeners()
 			return err
 		}
-		s.logger.Info("listening", "service", s.name, "addr", ln.Addr().String())
+		s.logger.Info(how, "service", s.name, "addr", ln.Addr().String())
 		s.mu.Lock()
 		s.lns = append(s.lns, ln)
+		s.keys = append(s.keys, a.String())
 		s.mu.Unlock()
 	}
 	return nil
@@ -104,6 +152,8 @@ func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 	s.mu.Lock()
 	lns := append([]net.Listener(nil), s.lns...)
 	s.mu.Unlock()
+	// Connections see the service as their Tracker through the context they are served with.
+	shutdown = context.WithValue(shutdown, trackerKey{}, Tracker(s))
 	var acceptWG sync.WaitGroup
 	for _, ln := range lns {
 		acceptWG.Add(1)
@@ -115,6 +165,7 @@ func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 	<-shutdown.Done()
 	s.closeListeners()
 	acceptWG.Wait()
+	s.logger.Info("stopped accepting", "service", s.name)
 
 	done := make(chan struct{})
 	go func() {
@@ -166,22 +217,65 @@ func (s *ListeningService) acceptLoop(shutdown context.Context, ln net.Listener)
 		delay = 0
 		s.track(c, true)
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.track(c, false)
-			s.app.ServeConn(shutdown, c)
-		}()
+		go s.serveConn(shutdown, c)
 	}
 }
 
+// serveConn runs the app on c; a panic closes the connection and is logged, and the other
+// connections go on.
+func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn) {
+	defer s.wg.Done()
+	defer s.track(c, false)
+	defer func() {
+		if r := recover(); r != nil {
+			c.Close()
+			s.logger.Error("panic serving a connection", "service", s.name, "client", c.RemoteAddr().String(),
+				"panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	s.app.ServeConn(shutdown, c)
+}
+
+// track counts c in or out of the connections a kill closes; a connection can be counted
+// twice while an App hands it from ServeConn to a parked state (see Tracker).
 func (s *ListeningService) track(c net.Conn, add bool) {
 	s.mu.Lock()
 	if add {
-		s.conns[c] = struct{}{}
-	} else {
+		s.conns[c]++
+	} else if s.conns[c]--; s.conns[c] <= 0 {
 		delete(s.conns, c)
 	}
 	s.mu.Unlock()
 }
 
 func fsMode(perm uint32) os.FileMode { return os.FileMode(perm) }
+
+// Tracker lets an App keep a connection counted by its service after ServeConn returned, for
+// a connection it parks while idle and serves again later: a graceful shutdown waits for
+// tracked connections as for those in ServeConn, and a kill closes them.
+type Tracker interface {
+	// Track counts c as in flight until Untrack. Call it before ServeConn returns.
+	Track(c net.Conn)
+	// Untrack ends what Track started.
+	Untrack(c net.Conn)
+}
+
+type trackerKey struct{}
+
+// TrackerFrom returns the Tracker of the service whose ServeConn received ctx, or nil.
+func TrackerFrom(ctx context.Context) Tracker {
+	t, _ := ctx.Value(trackerKey{}).(Tracker)
+	return t
+}
+
+// Track implements Tracker.
+func (s *ListeningService) Track(c net.Conn) {
+	s.wg.Add(1)
+	s.track(c, true)
+}
+
+// Untrack implements Tracker.
+func (s *ListeningService) Untrack(c net.Conn) {
+	s.track(c, false)
+	s.wg.Done()
+}

@@ -6,57 +6,227 @@
 //
 //	pingora --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 --upstream 127.0.0.1:9001
 //
-// It serves until SIGTERM (graceful shutdown) or SIGINT (fast shutdown).
+// The server flags of the reference combine with these: -c/--conf names the YAML server
+// configuration, -d/--daemon runs in the background, -u/--upgrade takes the listening sockets
+// over from a running instance, -t/--test checks the configuration and exits.
+//
+// Signals: SIGTERM graceful shutdown, SIGINT fast shutdown, SIGQUIT hand the sockets to a new
+// instance started with -u and drain, SIGUSR1 reopen the log files.
 package main
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 
 	"github.com/spf13/pflag"
 
 	"github.com/pingora-go/pingora"
+	"github.com/pingora-go/pingora/accesslog"
+	"github.com/pingora-go/pingora/conf"
+	"github.com/pingora-go/pingora/connector"
+	"github.com/pingora-go/pingora/listeners"
+	"github.com/pingora-go/pingora/metrics"
+	"github.com/pingora-go/pingora/proxy"
+	"github.com/pingora-go/pingora/server"
 )
 
 // DemoListen is where the embedded demo proxy listens.
 const DemoListen = "127.0.0.1:6188"
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "pingora:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// flags are the command line: the server options of the reference and the quick-mode proxy.
+type flags struct {
+	opt       conf.Opt
+	listen    string
+	upstreams []string
+	metrics   string
+	accessLog string
+}
+
+func parseFlags(args []string, out io.Writer) (*flags, *pflag.FlagSet, error) {
+	f := &flags{}
 	fs := pflag.NewFlagSet("pingora", pflag.ContinueOnError)
-	listen := fs.String("listen", "", "address to accept HTTP on, host:port (default "+DemoListen+" in demo mode)")
-	upstreams := fs.StringArray("upstream", nil, "upstream server host:port; repeat for round robin over several")
-	if err := fs.Parse(args); err != nil {
-		return err
+	fs.SetOutput(out)
+	f.opt.AddFlags(fs)
+	fs.StringVar(&f.listen, "listen", "", "address to accept HTTP on: host:port or unix:/path (default "+DemoListen+" in demo mode)")
+	fs.StringArrayVar(&f.upstreams, "upstream", nil, "upstream server host:port; repeat for round robin over several")
+	fs.StringVar(&f.metrics, "metrics", "", "address to serve Prometheus metrics on, host:port")
+	fs.StringVar(&f.accessLog, "access-log", "", "file to append the access log to (JSON lines); - for stderr")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: pingora [flags]\n\nWith no flags, runs a demo proxy on %s in front of an embedded origin.\n\nFlags:\n%s", DemoListen, fs.FlagUsages())
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	slog.SetDefault(logger)
-	if len(*upstreams) == 0 {
-		if *listen == "" {
-			*listen = DemoListen
-		}
-		origin, err := startDemoOrigin()
-		if err != nil {
-			return err
-		}
-		defer origin.Close()
-		logger.Info("demo mode: proxying to the embedded origin", "listen", *listen, "origin", origin.Addr().String())
-		*upstreams = []string{origin.Addr().String()}
+	err := fs.Parse(args)
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *listen == "" {
-		return fmt.Errorf("--listen is required with --upstream")
+	return f, fs, err
+}
+
+func run(args []string, stdout io.Writer) error {
+	f, fs, err := parseFlags(args, stdout)
+	if errors.Is(err, pflag.ErrHelp) {
+		return nil
 	}
-	srv, err := pingora.NewReverseProxy(*listen, *upstreams...)
 	if err != nil {
 		return err
 	}
+	if f.opt.Help {
+		fs.Usage()
+		return nil
+	}
+	c, err := f.opt.Load()
+	if err != nil {
+		return err
+	}
+	listen := f.listen
+	if listen == "" && len(f.upstreams) > 0 {
+		return fmt.Errorf("--listen is required with --upstream")
+	}
+	if listen == "" {
+		listen = DemoListen
+	}
+	addr, err := listeners.ParseAddress(listen)
+	if err != nil {
+		return err
+	}
+	if f.metrics != "" {
+		if _, err := listeners.ParseAddress(f.metrics); err != nil {
+			return err
+		}
+	}
+	if f.opt.Test {
+		c.WarnUnknown(slog.New(slog.NewTextHandler(os.Stderr, nil)), f.opt.Conf)
+		fmt.Fprintf(stdout, "pingora: configuration %s test is successful\n", confName(f.opt.Conf))
+		return nil
+	}
+
+	logger, logFile, err := server.NewLogger(c)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(logger)
+	c.WarnUnknown(logger, f.opt.Conf)
+	sopts := server.Options{Conf: c, Upgrade: f.opt.Upgrade, Daemon: f.opt.Daemon, Logger: logger}
+	if logFile != nil {
+		sopts.Reopeners = append(sopts.Reopeners, logFile)
+	}
+	var svcs []server.Service
+	// A daemon's first process only starts its background copy: it opens nothing.
+	if !(c.Daemon || f.opt.Daemon) || server.IsDaemonChild() {
+		if svcs, err = services(f, c, addr, logger, &sopts); err != nil {
+			return err
+		}
+	}
+	srv := server.New(sopts)
+	for _, svc := range svcs {
+		srv.AddService(svc)
+	}
 	return srv.Run(context.Background())
+}
+
+func confName(path string) string {
+	if path == "" {
+		return "(defaults)"
+	}
+	return path
+}
+
+// services builds the proxy service (and the metrics service when asked); log files it opens
+// are added to sopts.Reopeners.
+func services(f *flags, c *conf.ServerConf, addr listeners.Address, logger *slog.Logger, sopts *server.Options) ([]server.Service, error) {
+	upstreams := f.upstreams
+	if len(upstreams) == 0 {
+		origin, err := startDemoOrigin()
+		if err != nil {
+			return nil, err
+		}
+		logger.Info("demo mode: proxying to the embedded origin", "listen", addr.String(), "origin", origin.Addr().String())
+		upstreams = []string{origin.Addr().String()}
+	}
+	app, err := pingora.NewReverseProxyApp(upstreams...)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := newConnector(c)
+	if err != nil {
+		return nil, err
+	}
+	popts := proxy.Options{MaxRetries: c.MaxRetries, Connector: conn, Logger: logger}
+	if f.accessLog != "" {
+		w := io.Writer(os.Stderr)
+		if f.accessLog != "-" {
+			lf, err := server.OpenLogFile(f.accessLog)
+			if err != nil {
+				return nil, err
+			}
+			sopts.Reopeners = append(sopts.Reopeners, lf)
+			w = lf
+		}
+		popts.Observers = append(popts.Observers, accesslog.New(slog.New(slog.NewJSONHandler(w, nil))))
+	}
+	var out []server.Service
+	var serverApp server.App
+	if f.metrics != "" {
+		reg := metrics.NewRegistry()
+		pm, err := metrics.NewProxy(reg)
+		if err != nil {
+			return nil, err
+		}
+		if err := metrics.WatchConnector(reg, conn); err != nil {
+			return nil, err
+		}
+		popts.Observers = append(popts.Observers, pm)
+		serverApp = pm.CountConns(proxy.New(app, popts))
+		msvc := metrics.NewService(reg)
+		maddr, _ := listeners.ParseAddress(f.metrics)
+		addAddress(msvc, maddr)
+		out = append(out, msvc)
+	} else {
+		serverApp = proxy.New(app, popts)
+	}
+	psvc := server.NewListeningService("pingora-go reverse proxy", serverApp)
+	addAddress(psvc, addr)
+	return append([]server.Service{psvc}, out...), nil
+}
+
+func addAddress(svc *server.ListeningService, a listeners.Address) {
+	if a.Network == "unix" {
+		svc.AddUDS(a.Addr, 0)
+	} else {
+		svc.AddTCP(a.Addr)
+	}
+}
+
+// newConnector builds the upstream connector from the configuration.
+func newConnector(c *conf.ServerConf) (*connector.Connector, error) {
+	o := connector.Options{PoolSize: c.UpstreamKeepalivePoolSize}
+	for _, s := range c.ClientBindToIPv4 {
+		o.BindToV4 = append(o.BindToV4, netip.MustParseAddr(s))
+	}
+	for _, s := range c.ClientBindToIPv6 {
+		o.BindToV6 = append(o.BindToV6, netip.MustParseAddr(s))
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		o.RootCAs = x509.NewCertPool()
+		if !o.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", c.CAFile)
+		}
+	}
+	return connector.New(o), nil
 }
