@@ -147,11 +147,18 @@ func (p *Proxy[C]) serveLoop(shutdown context.Context, c net.Conn, served int, p
 	if parkAfter == 0 {
 		parkAfter = DefaultParkAfter
 	}
-	for {
-		state.Store(connIdle)
-		if shutdown.Err() != nil {
-			c.Close()
-			return
+	// A new connection's first request is served even when a graceful shutdown has begun
+	// (with keep-alive off, as the reference does): the client connected before the
+	// listeners closed and expects an answer.
+	for fresh := served == 0; ; fresh = false {
+		if fresh {
+			state.Store(connBusy)
+		} else {
+			state.Store(connIdle)
+			if shutdown.Err() != nil {
+				c.Close()
+				return
+			}
 		}
 		now := time.Now()
 		deadline := now.Add(idleTimeout)
@@ -161,7 +168,7 @@ func (p *Proxy[C]) serveLoop(shutdown context.Context, c net.Conn, served int, p
 			wake = now.Add(parkAfter)
 		}
 		if err := waiter.Wait(wake); err != nil {
-			if canPark && errors.Is(err, os.ErrDeadlineExceeded) && state.CompareAndSwap(connIdle, connBusy) &&
+			if canPark && errors.Is(err, os.ErrDeadlineExceeded) && (fresh || state.CompareAndSwap(connIdle, connBusy)) &&
 				p.park(shutdown, c, served, persist, deadline) {
 				return
 			}
@@ -252,7 +259,7 @@ const (
 func (p *Proxy[C]) serveBurst(st *conn[C], shutdown context.Context, state *atomic.Int32) bool {
 	for first := true; ; first = false {
 		err := st.ds.ReadRequest()
-		if first && !state.CompareAndSwap(connIdle, connBusy) {
+		if first && !state.CompareAndSwap(connIdle, connBusy) && state.Load() == connWoken {
 			// Graceful shutdown woke the connection while it waited for this request.
 			return false
 		}

@@ -668,3 +668,20 @@ func TestIdleConnectionsAreParkedAndResumed(t *testing.T) {
 		t.Fatalf("parked %d after a close, want %d", p.Parked(), len(conns)-1)
 	}
 }
+
+func TestSlowFirstRequestIsParkedNotDropped(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	addr, _ := startProxy(t, app, proxy.Options{ParkAfter: 20 * time.Millisecond})
+	c := dial(t, addr)
+	time.Sleep(100 * time.Millisecond) // longer than ParkAfter before the first byte
+	io.WriteString(c, "GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
