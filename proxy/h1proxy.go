@@ -230,9 +230,9 @@ func (p *Proxy[C]) pumpBody(st *conn[C], cs *h1.ClientSession, ctx *C, replay bo
 	return cs.FinishRequest(ds.Trailers())
 }
 
-// joinPump waits for the body goroutine. With interrupt it first stops it: a read blocked on
-// the client is woken by a deadline in the past, which leaves the downstream connection
-// unusable.
+// joinPump waits for the body goroutine. With interrupt it first stops it with deadlines in
+// the past: a body cut short that way leaves the downstream connection unusable and the
+// request impossible to replay; a body that had been read entirely keeps both possible.
 func (p *Proxy[C]) joinPump(st *conn[C], cs *h1.ClientSession, interrupt bool) error {
 	select {
 	case err := <-st.pumpErr:
@@ -242,10 +242,12 @@ func (p *Proxy[C]) joinPump(st *conn[C], cs *h1.ClientSession, interrupt bool) e
 	if interrupt {
 		st.ds.Conn().SetReadDeadline(time.Now())
 		cs.Conn().SetWriteDeadline(time.Now())
-		st.ds.SetKeepAlive(false)
 		err := <-st.pumpErr
-		// The body was cut short: it cannot be replayed.
-		st.sess.retryTrunc = true
+		if !st.ds.BodyDone() {
+			// The body was cut short: it can neither be replayed nor drained.
+			st.sess.retryTrunc = true
+			st.ds.SetKeepAlive(false)
+		}
 		return err
 	}
 	return <-st.pumpErr

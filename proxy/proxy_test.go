@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/upstream"
 )
@@ -685,3 +686,88 @@ func TestSlowFirstRequestIsParkedNotDropped(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 }
+
+func TestRetryReplaysBufferedBody(t *testing.T) {
+	// Every second request on a connection is dropped after its head: the proxy must retry it
+	// on a new connection, sending the same body again from its retry buffer.
+	var n atomic.Int64
+	bodies := make(chan string, 16)
+	addrOrigin := rawOrigin(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			head, err := readHead(r)
+			if err != nil {
+				return
+			}
+			if n.Add(1)%2 == 0 {
+				return
+			}
+			var length int
+			for _, l := range strings.Split(head, "\r\n") {
+				if strings.HasPrefix(strings.ToLower(l), "content-length:") {
+					length, _ = strconv.Atoi(strings.TrimSpace(l[len("content-length:"):]))
+				}
+			}
+			b := make([]byte, length)
+			if _, err := io.ReadFull(r, b); err != nil {
+				return
+			}
+			bodies <- string(b)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+		}
+	})
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, addrOrigin)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	for i := 0; i < 3; i++ {
+		body := fmt.Sprintf("payload number %d", i)
+		fmt.Fprintf(c, "POST /r HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != body {
+			t.Fatalf("request %d: %d %q (last error %v)", i, resp.StatusCode, b, app.lastErr.Load())
+		}
+		if got := <-bodies; got != body {
+			t.Fatalf("origin got body %q, want %q", got, body)
+		}
+	}
+}
+
+// alwaysRetry marks every connection failure retryable.
+type alwaysRetry struct{ testApp }
+
+func (a *alwaysRetry) FailToConnect(_ *proxy.Session, _ *upstream.Peer, _ *testCtx, err *perr.Error) *perr.Error {
+	return err.SetRetry(true)
+}
+
+func TestMaxRetriesBoundsAttempts(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	refused := ln.Addr().String()
+	ln.Close()
+	app := &alwaysRetry{testApp{peers: []*upstream.Peer{mustPeer(t, refused)}}}
+	attempts := make(chan int, 1)
+	addr, _ := startProxy(t, &attemptsApp{alwaysRetry: app, attempts: attempts}, proxy.Options{MaxRetries: 5})
+	resp, err := newClient().Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 502 {
+		t.Fatalf("status %d, want 502", resp.StatusCode)
+	}
+	if got := <-attempts; got != 5 {
+		t.Fatalf("%d attempts, want 5 (MaxRetries)", got)
+	}
+}
+
+type attemptsApp struct {
+	*alwaysRetry
+	attempts chan int
+}
+
+func (a *attemptsApp) Logging(s *proxy.Session, _ error, _ *testCtx) { a.attempts <- s.Attempts() }
