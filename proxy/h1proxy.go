@@ -86,7 +86,7 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 			continue
 		}
 		stripHopByHop(&resp.Fields, false)
-		if err := ds.WriteResponseHeader(resp); err != nil {
+		if err := s.WriteResponseHeader(resp, false); err != nil {
 			return err
 		}
 	}
@@ -124,58 +124,52 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 			return rerr
 		}
 		eos := rerr == io.EOF || cs.BodyDone()
-		if len(*body) > 0 || eos {
-			lock()
-			d1, ferr := p.app.UpstreamResponseBodyFilter(s, body, eos, ctx)
-			var d2 time.Duration
-			if ferr == nil {
-				d2, ferr = p.app.ResponseBodyFilter(s, body, eos, ctx)
-			}
-			unlock()
-			if ferr != nil {
-				return ferr
-			}
-			if d := d1 + d2; d > 0 {
-				time.Sleep(d)
-			}
-			if len(*body) > 0 {
-				s.bodyBytesDown += int64(len(*body))
-				if err := ds.WriteBody(*body); err != nil {
-					return err
-				}
-				if !eos {
-					if err := ds.Flush(); err != nil {
-						return err
-					}
-				}
-			}
+		if len(*body) == 0 && !eos {
+			continue
 		}
-		if eos {
-			break
-		}
-	}
-
-	trailers := cs.Trailers()
-	var extra []byte
-	if trailers.Len() > 0 {
 		lock()
-		err = p.app.UpstreamResponseTrailerFilter(s, trailers, ctx)
-		if err == nil {
-			extra, err = p.app.ResponseTrailerFilter(s, trailers, ctx)
+		d1, ferr := p.app.UpstreamResponseBodyFilter(s, body, eos, ctx)
+		var d2 time.Duration
+		if ferr == nil {
+			d2, ferr = p.app.ResponseBodyFilter(s, body, eos, ctx)
+		}
+		var trailers *header.Fields
+		if eos && ferr == nil {
+			trailers, ferr = p.responseTrailers(s, cs, ctx, body)
 		}
 		unlock()
-		if err != nil {
+		if ferr != nil {
+			return ferr
+		}
+		if d := d1 + d2; d > 0 {
+			time.Sleep(d)
+		}
+		if err := s.writeBody(body, eos, trailers); err != nil {
 			return err
 		}
-		if extra != nil {
-			if err := ds.WriteBody(extra); err != nil {
-				return err
-			}
-			trailers = nil
+		if eos {
+			*body = nil
+			return nil
 		}
 	}
-	*body = nil
-	return ds.FinishResponse(trailers)
+}
+
+// responseTrailers runs the trailer phases on the upstream response's trailers. Bytes that
+// ResponseTrailerFilter returns replace the trailers: they are appended to *body.
+func (p *Proxy[C]) responseTrailers(s *Session, cs *h1.ClientSession, ctx *C, body *[]byte) (*header.Fields, error) {
+	trailers := cs.Trailers()
+	if trailers.Len() == 0 {
+		return nil, nil
+	}
+	if err := p.app.UpstreamResponseTrailerFilter(s, trailers, ctx); err != nil {
+		return nil, err
+	}
+	extra, err := p.app.ResponseTrailerFilter(s, trailers, ctx)
+	if err != nil || extra == nil {
+		return trailers, err
+	}
+	*body = append(append([]byte(nil), *body...), extra...)
+	return nil, nil
 }
 
 // pumpBody streams the downstream request body upstream, replaying the retry buffer first on a
@@ -201,7 +195,10 @@ func (p *Proxy[C]) pumpBody(st *conn[C], cs *h1.ClientSession, ctx *C, replay bo
 		eos := err == io.EOF || ds.BodyDone()
 		if len(*body) > 0 || eos {
 			st.phaseMu.Lock()
-			ferr := p.app.RequestBodyFilter(s, body, eos, ctx)
+			ferr := s.modulesRequestBody(body, eos)
+			if ferr == nil {
+				ferr = p.app.RequestBodyFilter(s, body, eos, ctx)
+			}
 			st.phaseMu.Unlock()
 			if ferr != nil {
 				cs.Conn().Close()

@@ -36,6 +36,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Observers are told about every request, for metrics and access logs.
 	Observers []Observer
+	// Modules run around the phases of every request, in descending Order (see Module).
+	Modules []ModuleBuilder
 	// ParkAfter is how long an idle keep-alive connection waits for its next request on its
 	// own goroutine before it is parked: handed to one shared epoll watcher, so that it holds
 	// no goroutine stack while it stays idle (Linux). Default 2 s; negative never parks.
@@ -82,6 +84,7 @@ func New[C any](app ProxyHTTP[C], opts Options) *Proxy[C] {
 	if opts.MaxRetries <= 0 {
 		opts.MaxRetries = DefaultMaxRetries
 	}
+	opts.Modules = sortModules(opts.Modules)
 	p := &Proxy[C]{app: app, opts: opts, conn: opts.Connector, log: opts.Logger}
 	if p.conn == nil {
 		p.conn = connector.New(connector.Options{})
@@ -312,6 +315,10 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 	}()
 
 	*ctx = p.app.NewCtx()
+	if len(p.opts.Modules) > 0 {
+		s.startModules(p.opts.Modules)
+		defer s.endModules()
+	}
 	if st.persist != nil {
 		prev := st.persist
 		st.persist = nil
@@ -365,6 +372,9 @@ func (p *Proxy[C]) safeSummary(s *Session, ctx *C) (summary string) {
 func (p *Proxy[C]) runPhases(st *conn[C], ctx *C) error {
 	s := &st.sess
 	if err := p.app.EarlyRequestFilter(s, ctx); err != nil {
+		return err
+	}
+	if err := s.modulesRequestHeader(); err != nil {
 		return err
 	}
 	handled, err := p.app.RequestFilter(s, ctx)

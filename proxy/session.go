@@ -36,6 +36,9 @@ type Session struct {
 	respStatus   int
 	keepAlive    bool
 
+	builders []ModuleBuilder
+	modules  []Module
+
 	peer          *upstream.Peer
 	attempts      int
 	retryBuf      []byte
@@ -50,7 +53,7 @@ type Session struct {
 
 func (s *Session) reset(ds *h1.ServerSession, shutdown bool) {
 	*s = Session{ds: ds, clientAddr: ds.Conn().RemoteAddr(), shutdown: shutdown,
-		retryBuf: s.retryBuf[:0], resp: s.resp}
+		retryBuf: s.retryBuf[:0], resp: s.resp, modules: s.modules[:0]}
 	s.resp.Reset()
 	s.keepAlive = true
 }
@@ -105,8 +108,8 @@ func (s *Session) SetKeepAlive(on bool) {
 	s.ds.SetKeepAlive(on && !s.shutdown)
 }
 
-// WriteResponseHeader sends a response head downstream. A final head can be sent once;
-// interim (1xx) ones before it. With endOfStream the response ends with the head.
+// WriteResponseHeader sends a response head downstream, through the modules. A final head can
+// be sent once; interim (1xx) ones before it. With endOfStream the response ends with the head.
 func (s *Session) WriteResponseHeader(resp *header.ResponseHeader, endOfStream bool) error {
 	if resp.Status >= 200 || resp.Status == 101 {
 		if s.respStarted {
@@ -114,6 +117,13 @@ func (s *Session) WriteResponseHeader(resp *header.ResponseHeader, endOfStream b
 		}
 		s.respStarted = true
 		s.respStatus = resp.Status
+	}
+	for _, m := range s.modules {
+		if m != nil {
+			if err := m.ResponseHeaderFilter(s, resp, endOfStream); err != nil {
+				return err
+			}
+		}
 	}
 	if err := s.ds.WriteResponseHeader(resp); err != nil {
 		return err
@@ -124,14 +134,33 @@ func (s *Session) WriteResponseHeader(resp *header.ResponseHeader, endOfStream b
 	return nil
 }
 
-// WriteResponseBody sends a piece of response body; endOfStream finishes the response.
+// WriteResponseBody sends a piece of response body downstream, through the modules;
+// endOfStream finishes the response. Bytes are flushed to the client before it returns.
 func (s *Session) WriteResponseBody(body []byte, endOfStream bool) error {
-	s.bodyBytesDown += int64(len(body))
-	if err := s.ds.WriteBody(body); err != nil {
-		return err
+	return s.writeBody(&body, endOfStream, nil)
+}
+
+// writeBody runs the modules on *body and writes it; at the end of the stream it finishes the
+// response with trailers (may be nil).
+func (s *Session) writeBody(body *[]byte, endOfStream bool, trailers *header.Fields) error {
+	for _, m := range s.modules {
+		if m != nil {
+			if err := m.ResponseBodyFilter(s, body, endOfStream); err != nil {
+				return err
+			}
+		}
+	}
+	if len(*body) > 0 {
+		s.bodyBytesDown += int64(len(*body))
+		if err := s.ds.WriteBody(*body); err != nil {
+			return err
+		}
 	}
 	if endOfStream {
-		return s.ds.FinishResponse(nil)
+		return s.ds.FinishResponse(trailers)
+	}
+	if len(*body) > 0 {
+		return s.ds.Flush()
 	}
 	return nil
 }
