@@ -32,8 +32,11 @@ const DoNotReuse = pool.DoNotKeep
 // SkipVerifyHostname is set, and a zero field means the default written on
 // it. DefaultOptions spells the defaults out.
 //
-// Durations: zero means no limit (the reference's None); negative values are
-// invalid except for IdleTimeout.
+// Durations: zero means the connector's default (connector.DefaultConnectTimeout,
+// DefaultReadTimeout, DefaultWriteTimeout: a proxy never waits without a bound), where the
+// reference's None waits forever; TotalConnectTimeout zero adds no bound beyond the
+// per-step ones, and IdleTimeout zero keeps a pooled connection until it is evicted or closed.
+// Negative values are invalid except for IdleTimeout.
 type Options struct {
 	// BindTo chooses the local address; nil lets the connector choose.
 	BindTo *BindTo
