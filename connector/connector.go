@@ -38,6 +38,22 @@ type Options struct {
 // DefaultPoolSize is the reference's upstream_keepalive_pool_size.
 const DefaultPoolSize = 128
 
+// Timeouts used for a peer whose Options leave them zero. The reference waits forever there;
+// a proxy must not, so these follow nginx's proxy_connect_timeout, proxy_read_timeout and
+// proxy_send_timeout.
+const (
+	DefaultConnectTimeout = 60 * time.Second
+	DefaultReadTimeout    = 60 * time.Second
+	DefaultWriteTimeout   = 60 * time.Second
+)
+
+func orDefault(v, d time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
 // Connector hands out HTTP/1 client sessions to upstream peers. It is safe for concurrent use.
 type Connector struct {
 	opts Options
@@ -85,7 +101,7 @@ func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientS
 	if o.IdleTimeout >= 0 {
 		if pc, ok := c.pool.Get(peer.ReuseHash()); ok {
 			c.reuses.Add(1)
-			pc.s.SetTimeouts(o.ReadTimeout, o.WriteTimeout)
+			pc.s.SetTimeouts(orDefault(o.ReadTimeout, DefaultReadTimeout), orDefault(o.WriteTimeout, DefaultWriteTimeout))
 			return pc.s, true, nil
 		}
 	}
@@ -95,8 +111,8 @@ func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientS
 	}
 	c.dials.Add(1)
 	s = h1.NewClientSession(conn, &h1.ClientOptions{
-		ReadTimeout:               o.ReadTimeout,
-		WriteTimeout:              o.WriteTimeout,
+		ReadTimeout:               orDefault(o.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:              orDefault(o.WriteTimeout, DefaultWriteTimeout),
 		AllowInvalidContentLength: o.AllowH1ResponseInvalidContentLength,
 	})
 	s.Ext = newPooledConn(s)
@@ -124,7 +140,7 @@ func (c *Connector) Dial(ctx context.Context, peer *upstream.Peer) (net.Conn, er
 		ctx, cancel = context.WithTimeout(ctx, o.TotalConnectTimeout)
 		defer cancel()
 	}
-	d := net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: -1}
+	d := net.Dialer{Timeout: orDefault(o.ConnectTimeout, DefaultConnectTimeout), KeepAlive: -1}
 	if ka := o.TCPKeepalive; ka != nil {
 		d.KeepAlive = 0
 		d.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: ka.Idle, Interval: ka.Interval, Count: ka.Count}
@@ -198,9 +214,9 @@ func (c *Connector) handshake(ctx context.Context, conn net.Conn, peer *upstream
 	}
 	tc := tls.Client(conn, cfg)
 	hctx := ctx
-	if o.ConnectTimeout > 0 {
+	if connectTimeout := orDefault(o.ConnectTimeout, DefaultConnectTimeout); connectTimeout > 0 {
 		var cancel context.CancelFunc
-		hctx, cancel = context.WithTimeout(ctx, o.ConnectTimeout)
+		hctx, cancel = context.WithTimeout(ctx, connectTimeout)
 		defer cancel()
 	}
 	if err := tc.HandshakeContext(hctx); err != nil {
