@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/pingora-go/pingora/header"
@@ -42,7 +43,7 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 		if err := ds.WriteContinue(); err != nil {
 			return err
 		}
-		go func() { st.pumpErr <- p.pumpBody(st, cs, ctx, replay) }()
+		go p.runPump(st, cs, ctx, replay)
 	}
 	lock := func() {
 		if pumping {
@@ -170,6 +171,21 @@ func (p *Proxy[C]) responseTrailers(s *Session, cs *h1.ClientSession, ctx *C, bo
 	}
 	*body = append(append([]byte(nil), *body...), extra...)
 	return nil, nil
+}
+
+// runPump runs pumpBody on its own goroutine and reports its result, turning a panic in a
+// body filter into an error of the request instead of a crash of the process.
+func (p *Proxy[C]) runPump(st *conn[C], cs *h1.ClientSession, ctx *C, replay bool) {
+	var err error
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic in a request body phase", "panic", r, "stack", string(debug.Stack()))
+			cs.Conn().Close()
+			err = perr.Explain(perr.InternalError, "panic in a request body phase").AsIn()
+		}
+		st.pumpErr <- err
+	}()
+	err = p.pumpBody(st, cs, ctx, replay)
 }
 
 // pumpBody streams the downstream request body upstream, replaying the retry buffer first on a

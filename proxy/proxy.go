@@ -311,6 +311,7 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 			}
 			s.err = err
 			reuse = false
+			p.safeLogging(s, err, ctx)
 		}
 	}()
 
@@ -324,14 +325,12 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 		st.persist = nil
 		p.app.OnConnectionReuse(s, ctx, prev)
 	}
+	var err error
 	if st.ds.Req.IsMethod("CONNECT") && !p.opts.AllowConnect {
-		s.RespondError(405)
-		s.err = perr.Explain(perr.HTTPStatus(405), "CONNECT not allowed").AsDown()
-		p.app.Logging(s, s.err, ctx)
-		return false
+		err = perr.Explain(perr.HTTPStatus(405), "CONNECT is not allowed").AsDown()
+	} else {
+		err = p.runPhases(st, ctx)
 	}
-
-	err := p.runPhases(st, ctx)
 	canReuse := true
 	if err != nil {
 		s.err = err
@@ -356,6 +355,20 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 	}
 	st.persist = p.app.PersistConnectionContext(s, ctx)
 	return true
+}
+
+// safeLogging runs the Logging phase and the observers after a panic, containing a panic of
+// their own.
+func (p *Proxy[C]) safeLogging(s *Session, err error, ctx *C) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic in Logging", "panic", r)
+		}
+	}()
+	p.app.Logging(s, err, ctx)
+	for _, o := range p.opts.Observers {
+		o.RequestDone(s)
+	}
 }
 
 func (p *Proxy[C]) safeSummary(s *Session, ctx *C) (summary string) {

@@ -771,3 +771,43 @@ type attemptsApp struct {
 }
 
 func (a *attemptsApp) Logging(s *proxy.Session, _ error, _ *testCtx) { a.attempts <- s.Attempts() }
+
+// bodyPanicApp panics in RequestBodyFilter, which runs on the body goroutine.
+type bodyPanicApp struct{ testApp }
+
+func (a *bodyPanicApp) RequestBodyFilter(s *proxy.Session, _ *[]byte, _ bool, _ *testCtx) error {
+	if bytes.HasPrefix(s.Req().Path(), []byte("/panic")) {
+		panic("body boom")
+	}
+	return nil
+}
+
+func TestPanicInRequestBodyFilter(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &bodyPanicApp{testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	client := newClient()
+	resp, err := client.Post("http://"+addr+"/panic", "text/plain", strings.NewReader("body"))
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != 500 && resp.StatusCode != 502 {
+			t.Fatalf("status %d, want a 5xx", resp.StatusCode)
+		}
+	}
+	resp, err = client.Post("http://"+addr+"/fine", "text/plain", strings.NewReader("body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "body" {
+		t.Fatalf("after a body panic: %d %q", resp.StatusCode, b)
+	}
+	// Logging ran for the panicking request too.
+	for deadline := time.Now().Add(5 * time.Second); app.logged.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if app.logged.Load() != 2 {
+		t.Errorf("Logging ran %d times, want 2", app.logged.Load())
+	}
+}
