@@ -45,16 +45,6 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 		}
 		go p.runPump(st, cs, ctx, replay)
 	}
-	lock := func() {
-		if pumping {
-			st.phaseMu.Lock()
-		}
-	}
-	unlock := func() {
-		if pumping {
-			st.phaseMu.Unlock()
-		}
-	}
 	defer func() {
 		if pumping {
 			// A response that completed before the client finished its body: stop reading it.
@@ -87,7 +77,10 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 			continue
 		}
 		stripHopByHop(&resp.Fields, false)
-		if err := s.WriteResponseHeader(resp, false); err != nil {
+		if err := st.phases(pumping, func() error { return s.modulesResponseHeader(resp, false) }); err != nil {
+			return err
+		}
+		if err := s.writeHeader(resp, false); err != nil {
 			return err
 		}
 	}
@@ -99,16 +92,19 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 	}
 	stripHopByHop(&resp.Fields, switchProto)
 
-	lock()
-	err = p.app.UpstreamResponseFilter(s, resp, ctx)
-	if err == nil {
-		err = p.app.ResponseFilter(s, resp, ctx)
-	}
-	unlock()
+	err = st.phases(pumping, func() error {
+		if err := p.app.UpstreamResponseFilter(s, resp, ctx); err != nil {
+			return err
+		}
+		if err := p.app.ResponseFilter(s, resp, ctx); err != nil {
+			return err
+		}
+		return s.modulesResponseHeader(resp, false)
+	})
 	if err != nil {
 		return err
 	}
-	if err := s.WriteResponseHeader(resp, false); err != nil {
+	if err := s.writeHeader(resp, false); err != nil {
 		return err
 	}
 	if switchProto {
@@ -128,24 +124,29 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 		if len(*body) == 0 && !eos {
 			continue
 		}
-		lock()
-		d1, ferr := p.app.UpstreamResponseBodyFilter(s, body, eos, ctx)
-		var d2 time.Duration
-		if ferr == nil {
-			d2, ferr = p.app.ResponseBodyFilter(s, body, eos, ctx)
-		}
+		var d1, d2 time.Duration
 		var trailers *header.Fields
-		if eos && ferr == nil {
-			trailers, ferr = p.responseTrailers(s, cs, ctx, body)
-		}
-		unlock()
+		ferr := st.phases(pumping, func() (err error) {
+			if d1, err = p.app.UpstreamResponseBodyFilter(s, body, eos, ctx); err != nil {
+				return err
+			}
+			if d2, err = p.app.ResponseBodyFilter(s, body, eos, ctx); err != nil {
+				return err
+			}
+			if eos {
+				if trailers, err = p.responseTrailers(s, cs, ctx, body); err != nil {
+					return err
+				}
+			}
+			return s.modulesResponseBody(body, eos)
+		})
 		if ferr != nil {
 			return ferr
 		}
 		if d := d1 + d2; d > 0 {
 			time.Sleep(d)
 		}
-		if err := s.writeBody(body, eos, trailers); err != nil {
+		if err := s.writeDown(*body, eos, trailers); err != nil {
 			return err
 		}
 		if eos {
@@ -210,12 +211,12 @@ func (p *Proxy[C]) pumpBody(st *conn[C], cs *h1.ClientSession, ctx *C, replay bo
 		}
 		eos := err == io.EOF || ds.BodyDone()
 		if len(*body) > 0 || eos {
-			st.phaseMu.Lock()
-			ferr := s.modulesRequestBody(body, eos)
-			if ferr == nil {
-				ferr = p.app.RequestBodyFilter(s, body, eos, ctx)
-			}
-			st.phaseMu.Unlock()
+			ferr := st.phases(true, func() error {
+				if err := s.modulesRequestBody(body, eos); err != nil {
+					return err
+				}
+				return p.app.RequestBodyFilter(s, body, eos, ctx)
+			})
 			if ferr != nil {
 				cs.Conn().Close()
 				return perrOf(ferr, perr.Internal)

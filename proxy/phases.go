@@ -160,9 +160,11 @@ func (Defaults[C]) ErrorWhileProxy(peer *upstream.Peer, s *Session, err *perr.Er
 	return err
 }
 
-// FailToProxy answers with perr.StatusFor(err), unless nothing can be sent any more.
+// FailToProxy answers with perr.StatusFor(err), unless nothing can be sent any more, and
+// closes the downstream connection afterwards (the response says Connection: close).
 func (Defaults[C]) FailToProxy(s *Session, err error, _ *C) FailToProxy {
 	code := perr.StatusFor(err)
+	s.SetKeepAlive(false)
 	if code > 0 && !s.ResponseStarted() {
 		s.RespondError(code)
 	}

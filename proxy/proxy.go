@@ -119,6 +119,17 @@ type conn[C any] struct {
 	reqPiece, respPiece []byte
 }
 
+// phases runs f, which calls phases or modules, holding phaseMu when the request body is being
+// streamed by its own goroutine (locked), so that the phases of one request never run at
+// once. The lock is released even if f panics.
+func (st *conn[C]) phases(locked bool, f func() error) error {
+	if locked {
+		st.phaseMu.Lock()
+		defer st.phaseMu.Unlock()
+	}
+	return f()
+}
+
 // ServeConn serves HTTP/1 requests on c until the client closes it, an error ends it, or a
 // graceful shutdown (shutdown ends) lets the request in flight finish.
 //
@@ -307,6 +318,7 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 			err := perr.Explain(perr.InternalError, "panic in a proxy phase").AsIn()
 			p.log.Error("panic while proxying", "panic", r, "request", p.safeSummary(s, ctx), "stack", string(debug.Stack()))
 			if !s.respStarted {
+				s.SetKeepAlive(false)
 				s.RespondError(500)
 			}
 			s.err = err
@@ -472,7 +484,8 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 		if !decided {
 			e.Retry = e.Retry.DecideReuse(false)
 		}
-		if !retry || s.respStarted || s.retryTrunc {
+		// A body that was not read to its end cannot be replayed whole.
+		if !retry || s.respStarted || s.retryTrunc || !st.ds.BodyDone() {
 			return e
 		}
 		p.log.Warn("retrying after upstream error", "request", p.app.RequestSummary(s, ctx), "error", e.Error(), "attempt", s.attempts)

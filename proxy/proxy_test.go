@@ -811,3 +811,35 @@ func TestPanicInRequestBodyFilter(t *testing.T) {
 		t.Errorf("Logging ran %d times, want 2", app.logged.Load())
 	}
 }
+
+// respPanicApp panics in ResponseFilter.
+type respPanicApp struct{ testApp }
+
+func (a *respPanicApp) ResponseFilter(*proxy.Session, *header.ResponseHeader, *testCtx) error {
+	panic("response boom")
+}
+
+func TestPanicInResponsePhaseWhileBodyStreams(t *testing.T) {
+	// The origin answers as soon as it has the head, while the client still sends the body.
+	originAddr := rawOrigin(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		if _, err := readHead(r); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		io.Copy(io.Discard, r)
+	})
+	app := &respPanicApp{testApp{peers: []*upstream.Peer{mustPeer(t, originAddr)}}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no response after a panic with the body still streaming: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 500 || !resp.Close {
+		t.Fatalf("status %d close=%v, want 500 and Connection: close", resp.StatusCode, resp.Close)
+	}
+}

@@ -111,19 +111,51 @@ func (s *Session) SetKeepAlive(on bool) {
 // WriteResponseHeader sends a response head downstream, through the modules. A final head can
 // be sent once; interim (1xx) ones before it. With endOfStream the response ends with the head.
 func (s *Session) WriteResponseHeader(resp *header.ResponseHeader, endOfStream bool) error {
-	if resp.Status >= 200 || resp.Status == 101 {
-		if s.respStarted {
-			return h1.ErrHeadAlreadySent
-		}
-		s.respStarted = true
-		s.respStatus = resp.Status
+	if err := s.modulesResponseHeader(resp, endOfStream); err != nil {
+		return err
 	}
+	return s.writeHeader(resp, endOfStream)
+}
+
+// WriteResponseBody sends a piece of response body downstream, through the modules;
+// endOfStream finishes the response. Bytes are flushed to the client before it returns.
+func (s *Session) WriteResponseBody(body []byte, endOfStream bool) error {
+	if err := s.modulesResponseBody(&body, endOfStream); err != nil {
+		return err
+	}
+	return s.writeDown(body, endOfStream, nil)
+}
+
+func (s *Session) modulesResponseHeader(resp *header.ResponseHeader, endOfStream bool) error {
 	for _, m := range s.modules {
 		if m != nil {
 			if err := m.ResponseHeaderFilter(s, resp, endOfStream); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+func (s *Session) modulesResponseBody(body *[]byte, endOfStream bool) error {
+	for _, m := range s.modules {
+		if m != nil {
+			if err := m.ResponseBodyFilter(s, body, endOfStream); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeHeader writes a head that went through the modules.
+func (s *Session) writeHeader(resp *header.ResponseHeader, endOfStream bool) error {
+	if resp.Status >= 200 || resp.Status == 101 {
+		if s.respStarted {
+			return h1.ErrHeadAlreadySent
+		}
+		s.respStarted = true
+		s.respStatus = resp.Status
 	}
 	if err := s.ds.WriteResponseHeader(resp); err != nil {
 		return err
@@ -134,32 +166,19 @@ func (s *Session) WriteResponseHeader(resp *header.ResponseHeader, endOfStream b
 	return nil
 }
 
-// WriteResponseBody sends a piece of response body downstream, through the modules;
-// endOfStream finishes the response. Bytes are flushed to the client before it returns.
-func (s *Session) WriteResponseBody(body []byte, endOfStream bool) error {
-	return s.writeBody(&body, endOfStream, nil)
-}
-
-// writeBody runs the modules on *body and writes it; at the end of the stream it finishes the
-// response with trailers (may be nil).
-func (s *Session) writeBody(body *[]byte, endOfStream bool, trailers *header.Fields) error {
-	for _, m := range s.modules {
-		if m != nil {
-			if err := m.ResponseBodyFilter(s, body, endOfStream); err != nil {
-				return err
-			}
-		}
-	}
-	if len(*body) > 0 {
-		s.bodyBytesDown += int64(len(*body))
-		if err := s.ds.WriteBody(*body); err != nil {
+// writeDown writes body bytes that went through the modules and flushes them; at the end of
+// the stream it finishes the response with trailers (may be nil).
+func (s *Session) writeDown(body []byte, endOfStream bool, trailers *header.Fields) error {
+	if len(body) > 0 {
+		s.bodyBytesDown += int64(len(body))
+		if err := s.ds.WriteBody(body); err != nil {
 			return err
 		}
 	}
 	if endOfStream {
 		return s.ds.FinishResponse(trailers)
 	}
-	if len(*body) > 0 {
+	if len(body) > 0 {
 		return s.ds.Flush()
 	}
 	return nil
@@ -183,8 +202,8 @@ func (s *Session) Respond(status int, extra *header.Fields, body []byte) error {
 	return s.WriteResponseBody(body, true)
 }
 
-// RespondError answers with status and a short plain-text body, and closes the connection
-// afterwards when the request was malformed.
+// RespondError answers with status and a short plain-text body. Call SetKeepAlive(false)
+// first to close the connection afterwards.
 func (s *Session) RespondError(status int) error {
 	body := []byte(strconv.Itoa(status) + " " + header.StatusText(status) + "\n")
 	r := &s.resp
