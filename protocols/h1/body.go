@@ -269,14 +269,7 @@ func (b *bodyReader) next(rd *reader, lim *Limits) ([]byte, error) {
 				return nil, truncated(err, rd.source)
 			}
 		}
-		n := int64(rd.buffered())
-		if n > b.remaining {
-			n = b.remaining
-		}
-		p := rd.buf[rd.r : rd.r+int(n)]
-		rd.r += int(n)
-		b.remaining -= n
-		b.read += n
+		p := b.take(rd)
 		if b.remaining == 0 {
 			b.done = true
 		}
@@ -299,6 +292,20 @@ func (b *bodyReader) next(rd *reader, lim *Limits) ([]byte, error) {
 	}
 	b.done = true
 	return nil, io.EOF
+}
+
+// take hands out the buffered bytes of the body, up to what remains of it (of the body, or of
+// the current chunk).
+func (b *bodyReader) take(rd *reader) []byte {
+	n := int64(rd.buffered())
+	if n > b.remaining {
+		n = b.remaining
+	}
+	p := rd.buf[rd.r : rd.r+int(n)]
+	rd.r += int(n)
+	b.remaining -= n
+	b.read += n
+	return p
 }
 
 func truncated(err error, src perr.Source) error {
@@ -412,14 +419,7 @@ func (b *bodyReader) nextChunk(rd *reader, lim *Limits) ([]byte, error) {
 					return nil, b.framingErr(rd, err)
 				}
 			}
-			n := int64(rd.buffered())
-			if n > b.remaining {
-				n = b.remaining
-			}
-			p := rd.buf[rd.r : rd.r+int(n)]
-			rd.r += int(n)
-			b.remaining -= n
-			b.read += n
+			p := b.take(rd)
 			if b.remaining == 0 {
 				b.state = chunkDataEnd
 			}
