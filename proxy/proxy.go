@@ -2,14 +2,13 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pingora-go/pingora/connector"
@@ -152,7 +151,6 @@ func (p *Proxy[C]) serveLoop(shutdown context.Context, c net.Conn, served int, p
 		}
 	})
 	defer stop()
-	waiter := h1.NewIdleWaiter(c)
 	idleTimeout := p.opts.Server.IdleTimeout
 	if idleTimeout <= 0 {
 		idleTimeout = h1.DefaultIdleTimeout
@@ -161,55 +159,83 @@ func (p *Proxy[C]) serveLoop(shutdown context.Context, c net.Conn, served int, p
 	if parkAfter == 0 {
 		parkAfter = DefaultParkAfter
 	}
+	canPark := park.Supported && parkAfter > 0 && parkAfter < idleTimeout
+	if canPark {
+		if _, ok := c.(syscall.Conn); !ok {
+			canPark = false // TLS: the wait must read through the TLS layer
+		}
+	}
+
+	st, _ := p.conns.Get().(*conn[C])
+	if st == nil {
+		st = &conn[C]{pumpErr: make(chan error, 1), ds: h1.NewServerSession(c, &p.opts.Server)}
+	}
+	st.ds.Reset(c, &p.opts.Server, served)
+	st.persist = persist
+	putBack := func() {
+		st.persist = nil
+		st.sess = Session{retryBuf: st.sess.retryBuf[:0], modules: st.sess.modules[:0]}
+		p.conns.Put(st)
+	}
+
 	// A new connection's first request is served even when a graceful shutdown has begun
 	// (with keep-alive off, as the reference does): the client connected before the
 	// listeners closed and expects an answer.
 	for fresh := served == 0; ; fresh = false {
-		if fresh {
-			state.Store(connBusy)
-		} else {
+		pipelined := st.ds.Buffered() > 0
+		if !fresh && !pipelined {
 			state.Store(connIdle)
 			if shutdown.Err() != nil {
-				c.Close()
+				st.ds.Close()
+				putBack()
 				return
 			}
 		}
-		now := time.Now()
-		deadline := now.Add(idleTimeout)
-		wake := deadline
-		canPark := park.Supported && parkAfter > 0 && parkAfter < idleTimeout
+		idleStart := time.Now()
 		if canPark {
-			wake = now.Add(parkAfter)
+			// Wait on this goroutine for a while; then park the connection (ErrIdle).
+			st.ds.SetIdleDeadline(idleStart.Add(parkAfter))
 		}
-		if err := waiter.Wait(wake); err != nil {
-			if canPark && errors.Is(err, os.ErrDeadlineExceeded) && (fresh || state.CompareAndSwap(connIdle, connBusy)) &&
-				p.park(shutdown, c, served, persist, deadline) {
+		err := st.ds.ReadRequest()
+		if !fresh && !pipelined && !state.CompareAndSwap(connIdle, connBusy) {
+			// Graceful shutdown woke the connection while it waited for this request.
+			st.ds.Close()
+			putBack()
+			return
+		}
+		if err == h1.ErrIdle {
+			served, persist := st.ds.RequestsServed(), st.persist
+			st.ds.Release()
+			putBack()
+			if p.park(shutdown, c, served, persist, idleStart.Add(idleTimeout)) {
 				return
 			}
 			c.Close()
 			return
 		}
-		st, _ := p.conns.Get().(*conn[C])
-		if st == nil {
-			st = &conn[C]{pumpErr: make(chan error, 1), ds: h1.NewServerSession(c, &p.opts.Server)}
-		}
-		st.ds.Reset(c, &p.opts.Server, served)
-		st.persist = persist
-		keep := p.serveBurst(st, shutdown, &state)
-		served, persist = st.ds.RequestsServed(), st.persist
-		if keep {
-			st.ds.Release()
-		} else {
+		if err != nil {
+			if err != io.EOF {
+				p.badRequest(st.ds, err)
+			}
 			st.ds.Close()
+			putBack()
+			return
 		}
-		st.persist = nil
-		st.sess = Session{retryBuf: st.sess.retryBuf[:0]}
-		p.conns.Put(st)
-		if !keep {
+		state.Store(connBusy)
+		if !p.serveRequest(st, shutdown.Err() != nil) || shutdown.Err() != nil {
+			st.ds.Close()
+			putBack()
 			return
 		}
 	}
 }
+
+// States of a downstream connection, for the shutdown waker.
+const (
+	connBusy int32 = iota
+	connIdle
+	connWoken
+)
 
 // park hands an idle connection to the parker, which resumes serving it on a new goroutine
 // when the next request arrives. The connection stays counted by its service meanwhile.
@@ -259,37 +285,6 @@ func (p *Proxy[C]) Parked() int {
 		return pk.Len()
 	}
 	return 0
-}
-
-// States of a downstream connection, for the shutdown waker.
-const (
-	connBusy int32 = iota
-	connIdle
-	connWoken
-)
-
-// serveBurst serves the requests that arrive back to back on a connection (the first one, and
-// any the client pipelined behind it) and reports whether the connection stays open.
-func (p *Proxy[C]) serveBurst(st *conn[C], shutdown context.Context, state *atomic.Int32) bool {
-	for first := true; ; first = false {
-		err := st.ds.ReadRequest()
-		if first && !state.CompareAndSwap(connIdle, connBusy) && state.Load() == connWoken {
-			// Graceful shutdown woke the connection while it waited for this request.
-			return false
-		}
-		if err != nil {
-			if err != io.EOF {
-				p.badRequest(st.ds, err)
-			}
-			return false
-		}
-		if !p.serveRequest(st, shutdown.Err() != nil) || shutdown.Err() != nil {
-			return false
-		}
-		if st.ds.Buffered() == 0 {
-			return true
-		}
-	}
 }
 
 // badRequest answers a request whose head could not be read, then the connection closes.

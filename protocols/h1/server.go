@@ -84,6 +84,7 @@ type ServerSession struct {
 	broken         bool        // an error left the connection unusable
 	bodyFailed     atomic.Bool // reading the request body failed (set by the body reader)
 	bodyDone       atomic.Bool // the request body was read to its end
+	idleUntil      time.Time   // deadline for the next request's first byte, set by SetIdleDeadline
 }
 
 // NewServerSession returns a session over conn. opts may be nil; it is not copied and must
@@ -128,6 +129,15 @@ func (s *ServerSession) Buffered() int { return s.rd.buffered() }
 // RequestsServed returns how many requests were read on this connection.
 func (s *ServerSession) RequestsServed() int { return s.served }
 
+// ErrIdle is returned by ReadRequest when the deadline given to SetIdleDeadline passed before
+// the first byte of a request arrived: the connection is idle and intact, and the server may
+// wait on for it some other way (the proxy parks it; see internal/park).
+var ErrIdle = errors.New("h1: no request before the idle deadline")
+
+// SetIdleDeadline makes the next ReadRequest wait for the first byte of a request until t
+// instead of for IdleTimeout, and return ErrIdle if t passes first.
+func (s *ServerSession) SetIdleDeadline(t time.Time) { s.idleUntil = t }
+
 // ReadRequest waits for the next request and reads its head into Req. A client that closes the
 // connection cleanly (or lets the idle timeout pass) before sending a byte yields io.EOF. A
 // malformed head yields a *perr.Error with source Downstream: InvalidHTTPHeader (answer 400),
@@ -141,9 +151,17 @@ func (s *ServerSession) ReadRequest() error {
 	rd.timeout = 0
 	rd.deadline = time.Time{}
 	if rd.buffered() == 0 {
-		rd.deadline = time.Now().Add(durOr(s.opts.IdleTimeout, DefaultIdleTimeout))
+		custom := !s.idleUntil.IsZero()
+		rd.deadline = s.idleUntil
+		if !custom {
+			rd.deadline = time.Now().Add(durOr(s.opts.IdleTimeout, DefaultIdleTimeout))
+		}
+		s.idleUntil = time.Time{}
 		if err := rd.fill(); err != nil {
 			rd.deadline = time.Time{}
+			if custom && isTimeout(err) {
+				return ErrIdle
+			}
 			if err == io.EOF || isTimeout(err) {
 				return io.EOF
 			}
