@@ -843,3 +843,44 @@ func TestPanicInResponsePhaseWhileBodyStreams(t *testing.T) {
 		t.Fatalf("status %d close=%v, want 500 and Connection: close", resp.StatusCode, resp.Close)
 	}
 }
+
+func TestTrailersBothWays(t *testing.T) {
+	seen := make(chan string, 1)
+	originAddr := rawOrigin(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		if _, err := readHead(r); err != nil {
+			return
+		}
+		// Read the chunked request body through to its trailers.
+		var all strings.Builder
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			all.WriteString(line)
+			if strings.HasSuffix(all.String(), "0\r\n") || strings.Contains(all.String(), "\r\n0\r\n") {
+				break
+			}
+		}
+		tr, _ := readHead(r)
+		seen <- tr
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc123\r\n\r\n")
+	})
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, originAddr)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	io.WriteString(c, "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: X-Req-Sum\r\n\r\n3\r\nabc\r\n0\r\nX-Req-Sum: 42\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "hello" || resp.Trailer.Get("X-Checksum") != "abc123" {
+		t.Fatalf("body %q trailers %v", b, resp.Trailer)
+	}
+	if got := <-seen; !strings.Contains(got, "X-Req-Sum: 42\r\n") {
+		t.Fatalf("upstream saw request trailers %q", got)
+	}
+}
