@@ -8,7 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -26,6 +26,9 @@ type Options struct {
 	// PoolSize is the most idle upstream connections kept, across all peers (the reference's
 	// upstream_keepalive_pool_size; default 128).
 	PoolSize int
+	// MaxIdlePerPeer caps the idle connections kept for one peer (one reuse hash); 0 means
+	// only PoolSize limits them.
+	MaxIdlePerPeer int
 	// BindToV4 and BindToV6 are source addresses for upstream connections; one is picked at
 	// random per connection, matching the destination's family (client_bind_to_ipv4/ipv6).
 	// A peer's own BindTo wins.
@@ -33,6 +36,12 @@ type Options struct {
 	// RootCAs verifies upstream certificates when a peer has no CA of its own; nil uses the
 	// system roots (the reference's ca_file).
 	RootCAs *x509.CertPool
+	// ClientCert is presented to every TLS peer that has no ClientCert of its own (the
+	// reference's cert_key_file); nil presents none.
+	ClientCert *tls.Certificate
+	// KeyLogWriter, when set, receives the TLS secrets of upstream connections in NSS key log
+	// format, for debugging with a packet analyzer (debug_ssl_keylog). It weakens security.
+	KeyLogWriter io.Writer
 }
 
 // DefaultPoolSize is the reference's upstream_keepalive_pool_size.
@@ -58,9 +67,12 @@ func orDefault(v, d time.Duration) time.Duration {
 type Connector struct {
 	opts Options
 	pool *pool.Pool[*pooledConn]
+	tls  tlsConfigs
 
-	dials  atomic.Uint64
-	reuses atomic.Uint64
+	dials      atomic.Uint64
+	reuses     atomic.Uint64
+	handshakes atomic.Uint64
+	resumed    atomic.Uint64
 }
 
 // New returns a Connector with opts.
@@ -71,8 +83,9 @@ func New(opts Options) *Connector {
 	return &Connector{
 		opts: opts,
 		pool: pool.New(pool.Options[*pooledConn]{
-			Capacity: opts.PoolSize,
-			Alive:    (*pooledConn).check,
+			Capacity:  opts.PoolSize,
+			MaxPerKey: opts.MaxIdlePerPeer,
+			Alive:     (*pooledConn).check,
 		}),
 	}
 }
@@ -81,23 +94,33 @@ func New(opts Options) *Connector {
 type Stats struct {
 	// Dials counts new connections made; Reuses counts pooled connections handed out.
 	Dials, Reuses uint64
+	// TLSHandshakes counts successful upstream TLS handshakes; TLSResumed counts those that
+	// resumed an earlier session instead of a full handshake.
+	TLSHandshakes, TLSResumed uint64
 	// Pool holds the pool's own counters.
 	Pool pool.Stats
 }
 
 // Stats returns the counters.
 func (c *Connector) Stats() Stats {
-	return Stats{Dials: c.dials.Load(), Reuses: c.reuses.Load(), Pool: c.pool.Stats()}
+	return Stats{Dials: c.dials.Load(), Reuses: c.reuses.Load(), TLSHandshakes: c.handshakes.Load(),
+		TLSResumed: c.resumed.Load(), Pool: c.pool.Stats()}
 }
 
 // Close closes every idle pooled connection.
 func (c *Connector) Close() error { return c.pool.Close() }
 
-// Get returns a session to peer: a pooled one (reused is true) when one is alive, else a new
-// connection. Connection failures are *perr.Error values with source Upstream and the
-// reference's types (ConnectRefused, ConnectTimedout, ConnectNoRoute, TLSHandshakeFailure, ...).
+// Get returns an HTTP/1.1 session to peer: a pooled one (reused is true) when one is alive,
+// else a new connection, over which TLS offers only http/1.1 (the reference's "prefer h1"),
+// whatever the peer's ALPN preference. Connection failures are *perr.Error values with source
+// Upstream and the reference's types (ConnectRefused, ConnectTimedout, ConnectNoRoute,
+// TLSHandshakeFailure, InvalidCert, ...). A TLS peer that accepts HTTP/2 only fails with
+// ErrH2Only.
 func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientSession, reused bool, err error) {
 	o := &peer.Options
+	if peer.TLS && o.ALPN == upstream.H2 {
+		return nil, false, perr.Because(perr.InternalError, "connecting to "+peer.String(), ErrH2Only).AsIn()
+	}
 	if o.IdleTimeout >= 0 {
 		if pc, ok := c.pool.Get(peer.ReuseHash()); ok {
 			c.reuses.Add(1)
@@ -105,11 +128,10 @@ func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientS
 			return pc.s, true, nil
 		}
 	}
-	conn, err := c.Dial(ctx, peer)
+	conn, err := c.dial(ctx, peer, true)
 	if err != nil {
 		return nil, false, err
 	}
-	c.dials.Add(1)
 	s = h1.NewClientSession(conn, &h1.ClientOptions{
 		ReadTimeout:               orDefault(o.ReadTimeout, DefaultReadTimeout),
 		WriteTimeout:              orDefault(o.WriteTimeout, DefaultWriteTimeout),
@@ -130,10 +152,24 @@ func (c *Connector) Release(peer *upstream.Peer, s *h1.ClientSession) {
 	c.pool.Put(peer.ReuseHash(), s.Ext.(*pooledConn), peer.Options.IdleTimeout)
 }
 
-// Dial opens a new connection to peer, with TLS when the peer asks for it. The TCP connect and
-// the TLS handshake are each bounded by ConnectTimeout, and both together by
+// Dial opens a new connection to peer, with TLS when the peer asks for it; the TLS connection
+// offers the peer's ALPN preference (its ConnectionState tells the protocol chosen). The TCP
+// connect and the TLS handshake are each bounded by ConnectTimeout, and both together by
 // TotalConnectTimeout.
 func (c *Connector) Dial(ctx context.Context, peer *upstream.Peer) (net.Conn, error) {
+	return c.dial(ctx, peer, false)
+}
+
+// dial is Dial, offering http/1.1 only over TLS when h1Only is set.
+func (c *Connector) dial(ctx context.Context, peer *upstream.Peer, h1Only bool) (net.Conn, error) {
+	conn, err := c.connect(ctx, peer, h1Only)
+	if err == nil {
+		c.dials.Add(1)
+	}
+	return conn, err
+}
+
+func (c *Connector) connect(ctx context.Context, peer *upstream.Peer, h1Only bool) (net.Conn, error) {
 	o := &peer.Options
 	if o.TotalConnectTimeout > 0 {
 		var cancel context.CancelFunc
@@ -165,7 +201,7 @@ func (c *Connector) Dial(ctx context.Context, peer *upstream.Peer) (net.Conn, er
 	if !peer.TLS {
 		return conn, nil
 	}
-	return c.handshake(ctx, conn, peer)
+	return c.handshake(ctx, conn, peer, h1Only)
 }
 
 // localAddr picks the source address for a TCP peer.
@@ -185,85 +221,4 @@ func (c *Connector) localAddr(peer *upstream.Peer) netip.Addr {
 		return netip.Addr{}
 	}
 	return list[rand.IntN(len(list))]
-}
-
-// handshake runs a TLS client handshake on conn as peer asks.
-func (c *Connector) handshake(ctx context.Context, conn net.Conn, peer *upstream.Peer) (net.Conn, error) {
-	o := &peer.Options
-	cfg := &tls.Config{
-		ServerName: peer.SNI,
-		RootCAs:    o.CA,
-		NextProtos: []string{"http/1.1"},
-		MinVersion: tls.VersionTLS12,
-	}
-	if cfg.RootCAs == nil {
-		cfg.RootCAs = c.opts.RootCAs
-	}
-	if o.ClientCert != nil {
-		cfg.Certificates = []tls.Certificate{*o.ClientCert}
-	}
-	if len(o.Curves) > 0 {
-		cfg.CurvePreferences = o.Curves
-	}
-	// With no SNI nothing can be verified by name: like nginx, verification is off then.
-	if o.SkipVerifyCert || peer.SNI == "" {
-		cfg.InsecureSkipVerify = true
-	} else if o.SkipVerifyHostname || o.AlternativeCN != "" {
-		cfg.InsecureSkipVerify = true
-		cfg.VerifyConnection = verifyChain(cfg.RootCAs, peer.SNI, o.AlternativeCN, o.SkipVerifyHostname)
-	}
-	tc := tls.Client(conn, cfg)
-	hctx := ctx
-	if connectTimeout := orDefault(o.ConnectTimeout, DefaultConnectTimeout); connectTimeout > 0 {
-		var cancel context.CancelFunc
-		hctx, cancel = context.WithTimeout(ctx, connectTimeout)
-		defer cancel()
-	}
-	if err := tc.HandshakeContext(hctx); err != nil {
-		conn.Close()
-		t := perr.TLSHandshakeFailure
-		var cv *tls.CertificateVerificationError
-		switch {
-		case hctx.Err() != nil:
-			t = perr.TLSHandshakeTimedout
-		case asCertError(err, &cv):
-			t = perr.InvalidCert
-		}
-		e := perr.Because(t, "TLS handshake with "+peer.String(), err).AsUp()
-		return nil, e
-	}
-	return tc, nil
-}
-
-// verifyChain verifies the chain against roots and, unless skipName, that the leaf names sni
-// or alt.
-func verifyChain(roots *x509.CertPool, sni, alt string, skipName bool) func(tls.ConnectionState) error {
-	return func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}
-		}
-		inter := x509.NewCertPool()
-		for _, ic := range cs.PeerCertificates[1:] {
-			inter.AddCert(ic)
-		}
-		leaf := cs.PeerCertificates[0]
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: time.Now()}); err != nil {
-			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
-		}
-		if skipName {
-			return nil
-		}
-		err := leaf.VerifyHostname(sni)
-		if err != nil && alt != "" {
-			err = leaf.VerifyHostname(alt)
-		}
-		if err != nil {
-			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
-		}
-		return nil
-	}
-}
-
-func asCertError(err error, target **tls.CertificateVerificationError) bool {
-	return errors.As(err, target)
 }

@@ -1,5 +1,6 @@
 // Package listeners opens the downstream listening sockets of a server: TCP addresses and unix
-// domain sockets, with the reference's bind retries and socket permissions.
+// domain sockets, with the reference's bind retries and socket permissions, and the TLS
+// settings (certificates by SNI, ALPN, client certificates, reload) of TLS listeners.
 package listeners
 
 import (

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -27,11 +28,13 @@ type ListeningService struct {
 	name   string
 	app    App
 	addrs  []listeners.Address
+	tlss   []*listeners.TLSSettings // the TLS of each of addrs; nil for plain
 	logger *slog.Logger
 
 	mu        sync.Mutex // guards the fields below
 	lns       []net.Listener
-	keys      []string // the configured address of each listener; "" for AddListener's
+	keys      []string                 // the configured address of each listener; "" for AddListener's
+	lnTLS     []*listeners.TLSSettings // the TLS of each listener; nil for plain
 	conns     map[net.Conn]int
 	inherited map[string]*os.File
 
@@ -52,11 +55,22 @@ func (s *ListeningService) SetLogger(l *slog.Logger) { s.logger = l }
 // AddTCP adds a TCP address, "host:port".
 func (s *ListeningService) AddTCP(addr string) {
 	s.addrs = append(s.addrs, listeners.Address{Network: "tcp", Addr: addr})
+	s.tlss = append(s.tlss, nil)
+}
+
+// AddTLS adds a TCP address, "host:port", whose connections speak TLS with settings. The
+// handshake runs in the connection's goroutine, bounded by listeners.HandshakeTimeout; the
+// App receives the connection as a *tls.Conn after a successful handshake. While the service
+// serves, it watches the settings' files for changes (see listeners.TLSSettings.Watch).
+func (s *ListeningService) AddTLS(addr string, settings *listeners.TLSSettings) {
+	s.addrs = append(s.addrs, listeners.Address{Network: "tcp", Addr: addr})
+	s.tlss = append(s.tlss, settings)
 }
 
 // AddUDS adds a unix domain socket path; perm 0 means listeners.DefaultUDSPerm.
 func (s *ListeningService) AddUDS(path string, perm uint32) {
 	s.addrs = append(s.addrs, listeners.Address{Network: "unix", Addr: path, Perm: fsMode(perm)})
+	s.tlss = append(s.tlss, nil)
 }
 
 // AddListener adds an already open listener, e.g. one inherited from another process.
@@ -64,7 +78,29 @@ func (s *ListeningService) AddListener(ln net.Listener) {
 	s.mu.Lock()
 	s.lns = append(s.lns, ln)
 	s.keys = append(s.keys, "")
+	s.lnTLS = append(s.lnTLS, nil)
 	s.mu.Unlock()
+}
+
+// settings returns the distinct TLS settings of the service's addresses.
+func (s *ListeningService) settings() []*listeners.TLSSettings {
+	var out []*listeners.TLSSettings
+	for _, t := range s.tlss {
+		if t != nil && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Reload reloads the certificates of the service's TLS addresses; the server calls it on
+// SIGHUP. A settings object that fails to load keeps its previous certificates.
+func (s *ListeningService) Reload() error {
+	var errs []error
+	for _, t := range s.settings() {
+		errs = append(errs, t.Reload())
+	}
+	return errors.Join(errs...)
 }
 
 // inherit offers the sockets received from an old process; Start takes those whose address it
@@ -114,7 +150,7 @@ func (s *ListeningService) Start(ctx context.Context) error {
 	inherited := s.inherited
 	s.inherited = nil
 	s.mu.Unlock()
-	for _, a := range s.addrs {
+	for i, a := range s.addrs {
 		var ln net.Listener
 		var err error
 		how := "listening"
@@ -129,10 +165,11 @@ func (s *ListeningService) Start(ctx context.Context) error {
 			s.closeListeners()
 			return err
 		}
-		s.logger.Info(how, "service", s.name, "addr", ln.Addr().String())
+		s.logger.Info(how, "service", s.name, "addr", ln.Addr().String(), "tls", s.tlss[i] != nil)
 		s.mu.Lock()
 		s.lns = append(s.lns, ln)
 		s.keys = append(s.keys, a.String())
+		s.lnTLS = append(s.lnTLS, s.tlss[i])
 		s.mu.Unlock()
 	}
 	return nil
@@ -151,19 +188,29 @@ func (s *ListeningService) closeListeners() {
 func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 	s.mu.Lock()
 	lns := append([]net.Listener(nil), s.lns...)
+	lnTLS := append([]*listeners.TLSSettings(nil), s.lnTLS...)
 	s.mu.Unlock()
 	// Connections see the service as their Tracker through the context they are served with.
 	shutdown = context.WithValue(shutdown, trackerKey{}, Tracker(s))
 	var acceptWG sync.WaitGroup
-	for _, ln := range lns {
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	for _, t := range s.settings() {
 		acceptWG.Add(1)
 		go func() {
 			defer acceptWG.Done()
-			s.acceptLoop(shutdown, ln)
+			t.Watch(watchCtx)
+		}()
+	}
+	for i, ln := range lns {
+		acceptWG.Add(1)
+		go func() {
+			defer acceptWG.Done()
+			s.acceptLoop(shutdown, ln, lnTLS[i])
 		}()
 	}
 	<-shutdown.Done()
 	s.closeListeners()
+	stopWatch()
 	acceptWG.Wait()
 	s.logger.Info("stopped accepting", "service", s.name)
 
@@ -187,7 +234,7 @@ func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 	return nil
 }
 
-func (s *ListeningService) acceptLoop(shutdown context.Context, ln net.Listener) {
+func (s *ListeningService) acceptLoop(shutdown context.Context, ln net.Listener, settings *listeners.TLSSettings) {
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -217,13 +264,13 @@ func (s *ListeningService) acceptLoop(shutdown context.Context, ln net.Listener)
 		delay = 0
 		s.track(c, true)
 		s.wg.Add(1)
-		go s.serveConn(shutdown, c)
+		go s.serveConn(shutdown, c, settings)
 	}
 }
 
-// serveConn runs the app on c; a panic closes the connection and is logged, and the other
-// connections go on.
-func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn) {
+// serveConn runs the app on c, after a TLS handshake when settings is not nil; a panic closes
+// the connection and is logged, and the other connections go on.
+func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn, settings *listeners.TLSSettings) {
 	defer s.wg.Done()
 	defer s.track(c, false)
 	defer func() {
@@ -233,6 +280,17 @@ func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn) {
 				"panic", r, "stack", string(debug.Stack()))
 		}
 	}()
+	if settings != nil {
+		// A graceful shutdown lets a handshake in progress finish; a kill closes c.
+		tc, err := settings.ServerHandshake(context.WithoutCancel(shutdown), c)
+		if err != nil {
+			c.Close()
+			s.logger.Info("TLS handshake failed", "service", s.name, "client", c.RemoteAddr().String(), "error", err)
+			return
+		}
+		s.app.ServeConn(shutdown, tc)
+		return
+	}
 	s.app.ServeConn(shutdown, c)
 }
 

@@ -39,6 +39,12 @@ type Reopener interface {
 	Reopen() error
 }
 
+// Reloader is a service that reloads its files (TLS certificates) on SIGHUP.
+// ListeningService is one.
+type Reloader interface {
+	Reload() error
+}
+
 // Options configures a Server. The zero value uses the defaults.
 type Options struct {
 	// Conf is the server configuration; nil uses conf.Default().
@@ -124,7 +130,8 @@ func (s *Server) AddService(svc Service) { s.services = append(s.services, svc) 
 //   - SIGINT: fast shutdown (in-flight requests are cut);
 //   - SIGQUIT: zero-downtime upgrade (hand the listening sockets to a new instance started
 //     with -u, keep accepting for UpgradeCloseTimeout, then shut down gracefully);
-//   - SIGUSR1: reopen the log files.
+//   - SIGUSR1: reopen the log files;
+//   - SIGHUP: reload the services that are Reloaders (TLS certificates).
 //
 // It returns the first error of a service that failed.
 func (s *Server) Run(ctx context.Context) error {
@@ -135,7 +142,7 @@ func (s *Server) Run(ctx context.Context) error {
 		runtime.GOMAXPROCS(s.conf.Threads)
 	}
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	done := make(chan struct{})
 	defer close(done)
@@ -199,6 +206,21 @@ func (s *Server) watchSignals(sigs <-chan os.Signal, done <-chan struct{}) {
 				}
 			}
 			s.log.Info("SIGUSR1: log files reopened")
+		case syscall.SIGHUP:
+			s.reload()
+		}
+	}
+}
+
+// reload reloads every service that is a Reloader.
+func (s *Server) reload() {
+	for _, svc := range s.services {
+		if r, ok := svc.(Reloader); ok {
+			if err := r.Reload(); err != nil {
+				s.log.Error("SIGHUP: reload failed; the previous files stay in use", "service", svc.Name(), "error", err)
+				continue
+			}
+			s.log.Info("SIGHUP: reloaded", "service", svc.Name())
 		}
 	}
 }

@@ -6,12 +6,20 @@
 //
 //	pingora --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 --upstream 127.0.0.1:9001
 //
+// TLS: --tls-cert and --tls-key (repeat the pair for several certificates chosen by SNI)
+// terminate TLS on the listener, --tls-client-ca requires client certificates signed by the
+// CAs of a PEM file; --upstream-tls speaks TLS to the upstreams, verifying their certificate
+// for --upstream-sni (default: the upstream's host) against --upstream-ca (default: ca_file of
+// the configuration, else the system roots). Certificate files are reloaded when they change
+// and on SIGHUP.
+//
 // The server flags of the reference combine with these: -c/--conf names the YAML server
 // configuration, -d/--daemon runs in the background, -u/--upgrade takes the listening sockets
 // over from a running instance, -t/--test checks the configuration and exits.
 //
 // Signals: SIGTERM graceful shutdown, SIGINT fast shutdown, SIGQUIT hand the sockets to a new
-// instance started with -u and drain, SIGUSR1 reopen the log files.
+// instance started with -u and drain, SIGUSR1 reopen the log files, SIGHUP reload the TLS
+// certificates.
 package main
 
 import (
@@ -53,6 +61,7 @@ type flags struct {
 	upstreams []string
 	metrics   string
 	accessLog string
+	tls       tlsFlags
 }
 
 func parseFlags(args []string, out io.Writer) (*flags, *pflag.FlagSet, error) {
@@ -64,6 +73,12 @@ func parseFlags(args []string, out io.Writer) (*flags, *pflag.FlagSet, error) {
 	fs.StringArrayVar(&f.upstreams, "upstream", nil, "upstream server host:port; repeat for round robin over several")
 	fs.StringVar(&f.metrics, "metrics", "", "address to serve Prometheus metrics on, host:port")
 	fs.StringVar(&f.accessLog, "access-log", "", "file to append the access log to (JSON lines); - for stderr")
+	fs.StringArrayVar(&f.tls.certs, "tls-cert", nil, "PEM certificate chain to terminate TLS with; repeat with --tls-key for several, chosen by SNI (the first is the default)")
+	fs.StringArrayVar(&f.tls.keys, "tls-key", nil, "PEM private key of the --tls-cert at the same position")
+	fs.StringVar(&f.tls.clientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it (mutual TLS)")
+	fs.BoolVar(&f.tls.upstreamTLS, "upstream-tls", false, "speak TLS to the upstreams, verifying their certificates")
+	fs.StringVar(&f.tls.upstreamSNI, "upstream-sni", "", "server name to send to and verify for the upstreams (default: the upstream's host)")
+	fs.StringVar(&f.tls.upstreamCA, "upstream-ca", "", "PEM CA bundle verifying the upstreams (default: ca_file, else the system roots)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: pingora [flags]\n\nWith no flags, runs a demo proxy on %s in front of an embedded origin.\n\nFlags:\n%s", DemoListen, fs.FlagUsages())
 	}
@@ -105,6 +120,12 @@ func run(args []string, stdout io.Writer) error {
 		if _, err := listeners.ParseAddress(f.metrics); err != nil {
 			return err
 		}
+	}
+	if err := f.tls.check(); err != nil {
+		return err
+	}
+	if len(f.tls.certs) > 0 && addr.Network != "tcp" {
+		return fmt.Errorf("--tls-cert needs a TCP --listen address")
 	}
 	if f.opt.Test {
 		c.WarnUnknown(slog.New(slog.NewTextHandler(os.Stderr, nil)), f.opt.Conf)
@@ -155,11 +176,21 @@ func services(f *flags, c *conf.ServerConf, addr listeners.Address, logger *slog
 		logger.Info("demo mode: proxying to the embedded origin", "listen", addr.String(), "origin", origin.Addr().String())
 		upstreams = []string{origin.Addr().String()}
 	}
-	app, err := pingora.NewReverseProxyApp(upstreams...)
+	rp, err := pingora.NewReverseProxyApp(upstreams...)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := newConnector(c)
+	var app proxy.ProxyHTTP[pingora.Attempt] = rp
+	if f.tls.upstreamTLS {
+		if app, err = newTLSReverseProxy(rp, upstreams, f.tls.upstreamSNI, f.tls.upstreamCA); err != nil {
+			return nil, err
+		}
+	}
+	settings, err := f.tls.listenTLS(logger)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := newConnector(c, sopts)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +228,11 @@ func services(f *flags, c *conf.ServerConf, addr listeners.Address, logger *slog
 		serverApp = proxy.New(app, popts)
 	}
 	psvc := server.NewListeningService("pingora-go reverse proxy", serverApp)
-	addAddress(psvc, addr)
+	if settings != nil {
+		psvc.AddTLS(addr.Addr, settings)
+	} else {
+		addAddress(psvc, addr)
+	}
 	return append([]server.Service{psvc}, out...), nil
 }
 
@@ -209,8 +244,9 @@ func addAddress(svc *server.ListeningService, a listeners.Address) {
 	}
 }
 
-// newConnector builds the upstream connector from the configuration.
-func newConnector(c *conf.ServerConf) (*connector.Connector, error) {
+// newConnector builds the upstream connector from the configuration; a key log file it opens
+// is added to sopts.Reopeners.
+func newConnector(c *conf.ServerConf, sopts *server.Options) (*connector.Connector, error) {
 	o := connector.Options{PoolSize: c.UpstreamKeepalivePoolSize}
 	for _, s := range c.ClientBindToIPv4 {
 		o.BindToV4 = append(o.BindToV4, netip.MustParseAddr(s))
@@ -227,6 +263,14 @@ func newConnector(c *conf.ServerConf) (*connector.Connector, error) {
 		if !o.RootCAs.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", c.CAFile)
 		}
+	}
+	if path := os.Getenv("SSLKEYLOGFILE"); c.UpstreamDebugSSLKeylog && path != "" {
+		lf, err := server.OpenLogFile(path)
+		if err != nil {
+			return nil, err
+		}
+		sopts.Reopeners = append(sopts.Reopeners, lf)
+		o.KeyLogWriter = lf
 	}
 	return connector.New(o), nil
 }
