@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"strconv"
 	"time"
@@ -64,6 +65,15 @@ func (s *Session) Req() *header.RequestHeader { return &s.ds.Req }
 
 // ClientAddr returns the downstream client's address.
 func (s *Session) ClientAddr() net.Addr { return s.clientAddr }
+
+// TLSState returns the downstream connection's TLS state (server name, negotiated protocol
+// and version, client certificates) when the client connected over TLS.
+func (s *Session) TLSState() (tls.ConnectionState, bool) {
+	if tc, ok := s.ds.Conn().(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
 
 // IsShuttingDown reports whether the server is shutting down gracefully; the connection
 // closes after this request.
