@@ -1,7 +1,9 @@
 // Package lb picks upstream servers: a concurrently updatable set of
-// backends with per-backend readiness, and the algorithms that choose one of
+// backends with per-backend readiness, the algorithms that choose one of
 // them per request (round robin, smooth weighted round robin, random,
-// weighted random, least in-flight, FNV hash, ketama and Maglev).
+// weighted random, least in-flight, FNV hash, ketama and Maglev), and a
+// Service that keeps the set current with discovery (static, DNS, custom),
+// active health checks (TCP, TLS, HTTP) and passive health.
 package lb
 
 import (
@@ -101,10 +103,15 @@ type status struct {
 	down     atomic.Bool
 	disabled atomic.Bool
 	inflight atomic.Int64
+	// ejected is set by passive health (outlier detection) while the
+	// backend sits out its back-off; fails counts its consecutive failed
+	// proxied requests.
+	ejected atomic.Bool
+	fails   atomic.Int32
 }
 
 func (s *status) ready() bool {
-	return !s.down.Load() && !s.disabled.Load()
+	return !s.down.Load() && !s.disabled.Load() && !s.ejected.Load()
 }
 
 // set is one immutable version of a Backends.
