@@ -300,3 +300,43 @@ func TestCompressionCurl(t *testing.T) {
 		})
 	}
 }
+
+// downloadsApp proxies to one peer and turns compression off for /download/.
+type downloadsApp struct {
+	proxy.Defaults[struct{}]
+	compress *proxy.CompressionBuilder
+	peer     *upstream.Peer
+}
+
+func (a *downloadsApp) NewCtx() struct{} { return struct{}{} }
+
+func (a *downloadsApp) UpstreamPeer(*proxy.Session, *struct{}) (*upstream.Peer, error) {
+	return a.peer, nil
+}
+
+func (a *downloadsApp) RequestFilter(s *proxy.Session, _ *struct{}) (bool, error) {
+	if bytes.HasPrefix(s.Req().Path(), []byte("/download/")) {
+		a.compress.For(s).Options().DisableCompression = true
+	}
+	return false, nil
+}
+
+// The compression module for every request of a service, with per-coding levels, the
+// server's preferred codings, and a per-request override in a phase.
+func ExampleNewCompression() {
+	compress := proxy.NewCompression(compression.Options{
+		Codings:         []compression.Coding{compression.Brotli, compression.Gzip},
+		GzipLevel:       5,
+		BrotliLevel:     4,
+		Types:           []string{"text/*", "application/json", "application/javascript", "image/svg+xml"},
+		DecompressLimit: 32 << 20,
+	})
+	peer, err := upstream.NewPeer("127.0.0.1:8080", false, "")
+	if err != nil {
+		panic(err)
+	}
+	app := &downloadsApp{compress: compress, peer: peer}
+	svc := proxy.NewService("web", app, proxy.Options{Modules: []proxy.ModuleBuilder{compress}})
+	svc.AddTCP("0.0.0.0:6188")
+	// Add svc to a server.Server and run it, as in the quick start.
+}
