@@ -36,6 +36,7 @@ import (
 
 	"github.com/pingora-go/pingora"
 	"github.com/pingora-go/pingora/accesslog"
+	"github.com/pingora-go/pingora/compression"
 	"github.com/pingora-go/pingora/conf"
 	"github.com/pingora-go/pingora/connector"
 	"github.com/pingora-go/pingora/listeners"
@@ -61,6 +62,7 @@ type flags struct {
 	upstreams []string
 	metrics   string
 	accessLog string
+	compress  bool
 	tls       tlsFlags
 }
 
@@ -73,6 +75,7 @@ func parseFlags(args []string, out io.Writer) (*flags, *pflag.FlagSet, error) {
 	fs.StringArrayVar(&f.upstreams, "upstream", nil, "upstream server host:port; repeat for round robin over several")
 	fs.StringVar(&f.metrics, "metrics", "", "address to serve Prometheus metrics on, host:port")
 	fs.StringVar(&f.accessLog, "access-log", "", "file to append the access log to (JSON lines); - for stderr")
+	fs.BoolVar(&f.compress, "compress", false, "compress responses (zstd, br, gzip by the client's Accept-Encoding) and decompress codings the client does not accept")
 	fs.StringArrayVar(&f.tls.certs, "tls-cert", nil, "PEM certificate chain to terminate TLS with; repeat with --tls-key for several, chosen by SNI (the first is the default)")
 	fs.StringArrayVar(&f.tls.keys, "tls-key", nil, "PEM private key of the --tls-cert at the same position")
 	fs.StringVar(&f.tls.clientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it (mutual TLS)")
@@ -195,6 +198,9 @@ func services(f *flags, c *conf.ServerConf, addr listeners.Address, logger *slog
 		return nil, err
 	}
 	popts := proxy.Options{MaxRetries: c.MaxRetries, Connector: conn, Logger: logger}
+	if f.compress {
+		popts.Modules = append(popts.Modules, proxy.NewCompression(compression.Options{}))
+	}
 	if f.accessLog != "" {
 		w := io.Writer(os.Stderr)
 		if f.accessLog != "-" {
