@@ -108,6 +108,12 @@ func contentLength(f *header.Fields) (n int64, ok bool, err string) {
 // transferCoding reports whether f has Transfer-Encoding, and whether its codings are exactly
 // "chunked" (chunked alone, once).
 func transferCoding(f *header.Fields) (present, onlyChunked, lastChunked bool) {
+	present, onlyChunked, lastChunked, _ = transferCodings(f)
+	return
+}
+
+// transferCodings is transferCoding that also counts how many codings are chunked.
+func transferCodings(f *header.Fields) (present, onlyChunked, lastChunked bool, chunked int) {
 	tokens := 0
 	last := false
 	f.Values("Transfer-Encoding", func(v []byte) bool {
@@ -124,10 +130,13 @@ func transferCoding(f *header.Fields) (present, onlyChunked, lastChunked bool) {
 			}
 			tokens++
 			last = header.EqualFold(item, "chunked")
+			if last {
+				chunked++
+			}
 		}
 		return true
 	})
-	return present, tokens == 1 && last, last
+	return present, tokens == 1 && last, last, chunked
 }
 
 // RequestFraming validates the framing fields of a parsed request and returns how its body is
@@ -150,7 +159,7 @@ func RequestFraming(req *header.RequestHeader) (Framing, error) {
 			}
 		}
 	}
-	te, onlyChunked, lastChunked := transferCoding(&req.Fields)
+	te, onlyChunked, lastChunked, chunked := transferCodings(&req.Fields)
 	if te {
 		if req.Version == header.HTTP10 {
 			return Framing{}, badRequest("Transfer-Encoding in an HTTP/1.0 request")
@@ -160,6 +169,10 @@ func RequestFraming(req *header.RequestHeader) (Framing, error) {
 		}
 		if !lastChunked {
 			return Framing{}, badRequest("final transfer coding is not chunked")
+		}
+		if chunked > 1 {
+			// RFC 9112 §7.1: chunked is applied once at most.
+			return Framing{}, badRequest("chunked applied more than once")
 		}
 		if !onlyChunked {
 			return Framing{}, statusError(501, "transfer coding not implemented")

@@ -126,6 +126,8 @@ func TestParseRequestRejects(t *testing.T) {
 		{"TE identity", ok + "Transfer-Encoding: identity\r\n\r\n", 400},
 		{"TE lines last not chunked", ok + "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
 		{"TE other codings", ok + "Transfer-Encoding: gzip, chunked\r\n\r\n", 501},
+		{"TE chunked twice", ok + "Transfer-Encoding: chunked, chunked\r\n\r\n", 400},
+		{"TE chunked twice over two lines", ok + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
 		{"TE on 1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
 		{"missing Host", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400},
 		{"repeated Host", ok + "Host: a\r\n\r\n", 400},
