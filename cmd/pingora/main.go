@@ -24,12 +24,10 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -253,22 +251,9 @@ func addAddress(svc *server.ListeningService, a listeners.Address) {
 // newConnector builds the upstream connector from the configuration; a key log file it opens
 // is added to sopts.Reopeners.
 func newConnector(c *conf.ServerConf, sopts *server.Options) (*connector.Connector, error) {
-	o := connector.Options{PoolSize: c.UpstreamKeepalivePoolSize}
-	for _, s := range c.ClientBindToIPv4 {
-		o.BindToV4 = append(o.BindToV4, netip.MustParseAddr(s))
-	}
-	for _, s := range c.ClientBindToIPv6 {
-		o.BindToV6 = append(o.BindToV6, netip.MustParseAddr(s))
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		o.RootCAs = x509.NewCertPool()
-		if !o.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", c.CAFile)
-		}
+	o, err := connector.OptionsFromConf(c)
+	if err != nil {
+		return nil, err
 	}
 	if path := os.Getenv("SSLKEYLOGFILE"); c.UpstreamDebugSSLKeylog && path != "" {
 		lf, err := server.OpenLogFile(path)
