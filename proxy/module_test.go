@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/pingora-go/pingora/conf"
 	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/upstream"
@@ -98,4 +99,19 @@ func toBytes(ss []string) [][]byte {
 		out[i] = []byte(s)
 	}
 	return out
+}
+
+func TestOptionsFromConf(t *testing.T) {
+	c, err := conf.FromYAML([]byte("version: 1\nmax_retries: 3\nupstream_keepalive_pool_size: 9\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := proxy.OptionsFromConf(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxRetries != 3 || o.Connector == nil {
+		t.Fatalf("options %+v", o)
+	}
+	o.Connector.Close()
 }
