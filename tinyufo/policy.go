@@ -1,5 +1,11 @@
 package tinyufo
 
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
 // queue is a FIFO of entries linked through entry.next. Entries marked gone
 // stay linked until popped; weight counts only the others.
 type queue[V any] struct {
@@ -35,44 +41,90 @@ func (q *queue[V]) pop() *entry[V] {
 	return nil
 }
 
-func (c *Cache[K, V]) queueOf(e *entry[V]) *queue[V] {
-	if e.state.Load()&inMain != 0 {
-		return &c.main
-	}
-	return &c.small
+// shard is an independent TinyUFO over part of the key space: a lock-free
+// table for readers and, under mu, the S3-FIFO queues and the weights.
+type shard[V any] struct {
+	table atomic.Pointer[table[V]]
+
+	mu          sync.Mutex // guards the fields below and table writes
+	small, main queue[V]
+	sketch      *sketch // shared by all shards; lock-free
+	limit       int64
+	smallLimit  int64
+	maxLoad     float64
+
+	weight atomic.Int64 // copies of the totals, for readers
+	length atomic.Int64
+
+	_ [64]byte // keeps the next shard's lock off these cache lines
 }
 
-// drop marks e gone and takes its weight off its queue. Callers hold c.mu
+func (sh *shard[V]) init(limit int64, size int, maxLoad float64, sk *sketch, tomb *entry[V]) {
+	sh.limit = limit
+	sh.smallLimit = limit/10 + 1
+	sh.maxLoad = maxLoad
+	sh.sketch = sk
+	sh.table.Store(newTable(int(float64(max(size, 1))/maxLoad)+1, maxLoad, tomb))
+}
+
+// remove takes h's entry out and returns its value.
+func (sh *shard[V]) remove(h uint64) (V, bool) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	t := sh.table.Load()
+	i, e := t.find(h)
+	if e == nil {
+		var zero V
+		return zero, false
+	}
+	t.delete(i)
+	sh.drop(e)
+	sh.publishTotals()
+	return e.value, true
+}
+
+func (sh *shard[V]) queueOf(e *entry[V]) *queue[V] {
+	if e.state.Load()&inMain != 0 {
+		return &sh.main
+	}
+	return &sh.small
+}
+
+// drop marks e gone and takes its weight off its queue. Callers hold sh.mu
 // and have taken e out of the table.
-func (c *Cache[K, V]) drop(e *entry[V]) {
-	c.queueOf(e).weight -= int64(e.weight)
+func (sh *shard[V]) drop(e *entry[V]) {
+	sh.queueOf(e).weight -= int64(e.weight)
 	e.setFlags(gone, 0)
 }
 
-func (c *Cache[K, V]) total() int64 { return c.small.weight + c.main.weight }
+func (sh *shard[V]) total() int64 { return sh.small.weight + sh.main.weight }
 
-func (c *Cache[K, V]) publishTotals() {
-	c.weight.Store(c.total())
-	c.length.Store(int64(c.table.Load().live))
+func (sh *shard[V]) publishTotals() {
+	sh.weight.Store(sh.total())
+	sh.length.Store(int64(sh.table.Load().live))
 }
 
-// put is Put under c.mu. It appends what left the cache to dst.
-func (c *Cache[K, V]) put(dst []Item[V], h uint64, value V, weight int, force bool) []Item[V] {
+// put does Put and ForcePut. It appends what left the cache to *dst,
+// unless dst is nil.
+func (sh *shard[V]) put(dst *[]Item[V], h uint64, value V, weight int, force bool) {
 	weight = max(weight, 1)
 	ne := &entry[V]{hash: h, value: value, weight: uint32(weight)}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	freq := c.sketch.increment(h)
-	t := c.table.Load()
-	if int64(weight) > c.limit {
+	// The sketch is lock-free: count outside the lock to keep it short.
+	freq := sh.sketch.increment(h)
+	sh.sketch.maybeAge()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	t := sh.table.Load()
+	if int64(weight) > sh.limit || weight > math.MaxUint32 {
 		// Could never fit: refuse it, and drop any older value of the key.
 		if i, old := t.find(h); old != nil {
 			t.delete(i)
-			c.drop(old)
-			dst = append(dst, item(old))
-			c.publishTotals()
+			sh.drop(old)
+			report(dst, old)
+			sh.publishTotals()
 		}
-		return append(dst, item(ne))
+		report(dst, ne)
+		return
 	}
 	if i, old := t.find(h); old != nil {
 		// Update: the new entry keeps the old one's queue and uses, plus a
@@ -80,20 +132,20 @@ func (c *Cache[K, V]) put(dst []Item[V], h uint64, value V, weight int, force bo
 		s := old.state.Load()
 		ne.state.Store(s&inMain | min(s&usesMask+1, maxUses))
 		t.replace(i, ne)
-		c.drop(old)
-		c.queueOf(ne).push(ne)
-		dst = append(dst, item(old))
-		dst = c.evictToLimit(dst, 0)
-		c.publishTotals()
-		return dst
+		sh.drop(old)
+		sh.queueOf(ne).push(ne)
+		report(dst, old)
+		sh.evictToLimit(dst)
+		sh.publishTotals()
+		return
 	}
 	// New key: find victims first, then let admission pick between a single
 	// victim and the newcomer. Victims stay in the table (readers still hit
 	// them) until the decision.
 	var first *entry[V]
 	n := 0
-	for c.total()+int64(weight) > c.limit {
-		v := c.evictOne()
+	for sh.total()+int64(weight) > sh.limit {
+		v := sh.evictOne()
 		if v == nil {
 			break
 		}
@@ -102,92 +154,98 @@ func (c *Cache[K, V]) put(dst []Item[V], h uint64, value V, weight int, force bo
 			continue
 		}
 		if n == 2 {
-			dst = c.evict(dst, first)
+			sh.evict(dst, first)
 		}
-		dst = c.evict(dst, v)
+		sh.evict(dst, v)
 	}
 	if n == 1 {
-		if !force && c.sketch.estimate(first.hash) > freq {
+		if !force && sh.sketch.estimate(first.hash) > freq {
 			// The victim is more popular: it stays, back in small with
 			// its uses reset, and the newcomer is refused.
 			first.state.Store(0)
-			c.small.push(first)
-			c.publishTotals()
-			return append(dst, item(ne))
+			sh.small.push(first)
+			sh.publishTotals()
+			report(dst, ne)
+			return
 		}
-		dst = c.evict(dst, first)
+		sh.evict(dst, first)
 	}
 	if t.full() {
-		t = t.rebuilt(2*t.live, c.maxLoad)
-		c.table.Store(t)
+		// Room for half as many again: tombstones fill it before the next
+		// rebuild, which then costs a few slot copies per insert.
+		t = t.rebuilt(t.live+t.live/2, sh.maxLoad)
+		sh.table.Store(t)
 	}
 	t.insert(ne)
-	c.small.push(ne)
-	c.publishTotals()
-	return dst
+	if freq >= mainFreq {
+		// Seen often lately: the sketch stands in for S3-FIFO's ghost
+		// queue, whose hits go straight to main.
+		ne.state.Store(inMain)
+		sh.main.push(ne)
+	} else {
+		sh.small.push(ne)
+	}
+	sh.publishTotals()
 }
 
-// evictToLimit evicts until the total weight plus extra fits the limit.
-func (c *Cache[K, V]) evictToLimit(dst []Item[V], extra int64) []Item[V] {
-	for c.total()+extra > c.limit {
-		v := c.evictOne()
+// evictToLimit evicts until the total weight fits the limit.
+func (sh *shard[V]) evictToLimit(dst *[]Item[V]) {
+	for sh.total() > sh.limit {
+		v := sh.evictOne()
 		if v == nil {
 			break
 		}
-		dst = c.evict(dst, v)
+		sh.evict(dst, v)
 	}
-	return dst
 }
 
 // evict takes victim v, already popped from its queue, out of the table.
-func (c *Cache[K, V]) evict(dst []Item[V], v *entry[V]) []Item[V] {
-	t := c.table.Load()
-	if i, e := t.find(v.hash); e == v {
-		t.delete(i)
-	}
+func (sh *shard[V]) evict(dst *[]Item[V], v *entry[V]) {
+	sh.table.Load().deleteEntry(v)
 	v.setFlags(gone, 0)
-	return append(dst, item(v))
+	report(dst, v)
 }
 
 // evictOne pops the next victim, S3-FIFO style: from small while it holds
 // at least its share of the limit, else from main. Small entries used more
-// than once move to main; main entries with uses left lose one and go round
-// again. The victim returned is off its queue but still in the table.
-func (c *Cache[K, V]) evictOne() *entry[V] {
-	if c.small.weight >= c.smallLimit {
-		if v := c.evictSmall(); v != nil {
+// than once, or frequent in the sketch, move to main; main entries with uses
+// left lose one and go round again. The victim returned is off its queue but
+// still in the table.
+func (sh *shard[V]) evictOne() *entry[V] {
+	if sh.small.weight >= sh.smallLimit {
+		if v := sh.evictSmall(); v != nil {
 			return v
 		}
 	}
-	if v := c.evictMain(); v != nil {
+	if v := sh.evictMain(); v != nil {
 		return v
 	}
 	// Main is empty, so small holds everything; it may move all of it to
 	// main, which then has the victim.
-	if v := c.evictSmall(); v != nil {
+	if v := sh.evictSmall(); v != nil {
 		return v
 	}
-	return c.evictMain()
+	return sh.evictMain()
 }
 
-func (c *Cache[K, V]) evictSmall() *entry[V] {
+func (sh *shard[V]) evictSmall() *entry[V] {
 	for {
-		e := c.small.pop()
+		e := sh.small.pop()
 		if e == nil {
 			return nil
 		}
-		if e.state.Load()&usesMask > 1 {
+		if e.state.Load()&usesMask > 1 || sh.sketch.estimate(e.hash) >= mainFreq {
 			e.setFlags(inMain, 0)
-			c.main.push(e)
+			sh.main.push(e)
 			continue
 		}
 		return e
 	}
 }
 
-func (c *Cache[K, V]) evictMain() *entry[V] {
+func (sh *shard[V]) evictMain() *entry[V] {
 	for {
-		e := c.main.pop()
+		e := sh.main.pop()
 		if e == nil {
 			return nil
 		}
@@ -200,10 +258,13 @@ func (c *Cache[K, V]) evictMain() *entry[V] {
 				break
 			}
 		}
-		c.main.push(e)
+		sh.main.push(e)
 	}
 }
 
-func item[V any](e *entry[V]) Item[V] {
-	return Item[V]{Hash: e.hash, Value: e.value, Weight: int(e.weight)}
+// report appends e to *dst, unless dst is nil.
+func report[V any](dst *[]Item[V], e *entry[V]) {
+	if dst != nil {
+		*dst = append(*dst, Item[V]{Hash: e.hash, Value: e.value, Weight: int(e.weight)})
+	}
 }

@@ -1,26 +1,34 @@
 package tinyufo
 
-import "math/bits"
+import (
+	"math/bits"
+	"math/rand/v2"
+	"sync/atomic"
+)
 
 // sketch is a count-min sketch of 4-bit saturating counters, four per key,
 // all four in one 64-byte block so that one cache line serves a key. It
 // spends one uint64 (16 counters) per expected key. After 10 × size
 // increments every counter is halved, so that old popularity fades.
 //
-// It is not safe for concurrent use; the Cache calls it under its write lock.
+// It is lock-free: readers count uses, writers of every shard count puts,
+// and whoever first sees a full period ages it. An increment racing with
+// aging may be halved or not: counts are estimates anyway.
 type sketch struct {
-	table     []uint64 // blocks of 8 words
+	table     []atomic.Uint64 // blocks of 8 words
 	blockMask uint64
-	additions int
-	period    int
+	period    int64
+	_         [64]byte // additions is written by every reader that counts
+	additions atomic.Int64
+	_         [56]byte
 }
 
 func newSketch(size int) *sketch {
 	words := 1 << bits.Len(uint(max(size, 8)-1))
 	return &sketch{
-		table:     make([]uint64, words),
+		table:     make([]atomic.Uint64, words),
 		blockMask: uint64(words/8 - 1),
-		period:    10 * max(size, 8),
+		period:    10 * int64(max(size, 8)),
 	}
 }
 
@@ -43,7 +51,7 @@ func (s *sketch) estimate(h uint64) uint8 {
 	words, shifts := s.slots(h)
 	m := uint64(15)
 	for i := range 4 {
-		m = min(m, s.table[words[i]]>>shifts[i]&15)
+		m = min(m, s.table[words[i]].Load()>>shifts[i]&15)
 	}
 	return uint8(m)
 }
@@ -56,28 +64,46 @@ func (s *sketch) increment(h uint64) uint8 {
 	var c [4]uint64
 	m := uint64(15)
 	for i := range 4 {
-		c[i] = s.table[words[i]] >> shifts[i] & 15
+		c[i] = s.table[words[i]].Load() >> shifts[i] & 15
 		m = min(m, c[i])
 	}
 	if m == 15 {
 		return 15
 	}
 	for i := range 4 {
-		if c[i] == m {
-			s.table[words[i]] += 1 << shifts[i]
+		if c[i] != m {
+			continue
+		}
+		w := &s.table[words[i]]
+		for {
+			old := w.Load()
+			if old>>shifts[i]&15 == 15 || w.CompareAndSwap(old, old+1<<shifts[i]) {
+				break
+			}
 		}
 	}
-	s.additions++
-	if s.additions >= s.period {
-		s.age()
+	// Count additions 16 at a time, one increment in 16 at random: an exact
+	// count would be one more cache line that every core writes.
+	if rand.Uint32()&15 == 0 {
+		s.additions.Add(16)
 	}
 	return uint8(m + 1)
 }
 
-// age halves every counter.
-func (s *sketch) age() {
-	for i, w := range s.table {
-		s.table[i] = w >> 1 & 0x7777777777777777
+// maybeAge halves every counter once a period's worth of increments has
+// been counted. Of callers racing, one wins the period and ages.
+func (s *sketch) maybeAge() {
+	a := s.additions.Load()
+	if a < s.period || !s.additions.CompareAndSwap(a, a-s.period/2) {
+		return
 	}
-	s.additions /= 2
+	for i := range s.table {
+		w := &s.table[i]
+		for {
+			old := w.Load()
+			if w.CompareAndSwap(old, old>>1&0x7777777777777777) {
+				break
+			}
+		}
+	}
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // table is an open-addressing hash table from key hash to entry with linear
-// probing, read without locks. Writers (one at a time, under the Cache's
+// probing, read without locks. Writers (one at a time, under their shard's
 // lock) publish entries with atomic stores; a removed entry leaves the
 // tombstone behind so that probes pass over it. A table is never resized in
 // place: the Cache builds a bigger one and swaps it in, and readers still on
@@ -81,6 +81,24 @@ func (t *table[V]) insert(e *entry[V]) {
 
 // replace puts e in slot i, which holds an entry of the same hash.
 func (t *table[V]) replace(i int, e *entry[V]) { t.slots[i].Store(e) }
+
+// deleteEntry removes e if it is in the table. Its probe compares slot
+// pointers only, so it touches no other entry.
+func (t *table[V]) deleteEntry(e *entry[V]) {
+	i := t.home(e.hash)
+	for {
+		switch t.slots[i].Load() {
+		case nil:
+			return
+		case e:
+			t.delete(int(i))
+			return
+		}
+		if i++; i == t.n {
+			i = 0
+		}
+	}
+}
 
 // delete leaves a tombstone in slot i.
 func (t *table[V]) delete(i int) {

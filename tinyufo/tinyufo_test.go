@@ -240,3 +240,36 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 }
+
+func TestShardsAndMaxWeight(t *testing.T) {
+	tests := []struct {
+		limit, size  int
+		shards, maxW int
+	}{
+		{100, 10, 1, 100},
+		{1 << 20, 20000, 2, 1 << 19},
+		{1000, 1 << 20, 16, 62},
+		{1003, 1 << 20, 16, 62},
+	}
+	for _, tt := range tests {
+		c := New[int, int](tt.limit, tt.size)
+		if len(c.shards) != tt.shards || c.MaxWeight() != tt.maxW {
+			t.Errorf("New(%d, %d): %d shards, MaxWeight %d; want %d, %d", tt.limit, tt.size, len(c.shards), c.MaxWeight(), tt.shards, tt.maxW)
+		}
+		total := 0
+		for i := range c.shards {
+			total += int(c.shards[i].limit)
+		}
+		if total != tt.limit {
+			t.Errorf("New(%d, %d): shard limits sum to %d", tt.limit, tt.size, total)
+		}
+		out := c.PutAppend(nil, 1, 1, tt.maxW)
+		if !c.Contains(1) || len(out) != 0 {
+			t.Errorf("New(%d, %d): entry of MaxWeight refused", tt.limit, tt.size)
+		}
+		out = c.PutAppend(out[:0], 2, 2, tt.limit+1)
+		if c.Contains(2) || len(out) != 1 || out[0].Value != 2 {
+			t.Errorf("New(%d, %d): entry over the limit: contains %v, reported %+v", tt.limit, tt.size, c.Contains(2), out)
+		}
+	}
+}

@@ -1,6 +1,6 @@
 module github.com/pingora-go/pingora/bench/cache
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/Yiling-J/theine-go v0.6.3
@@ -15,7 +15,7 @@ require (
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/klauspost/cpuid/v2 v2.0.9 // indirect
 	github.com/zeebo/xxh3 v1.0.2 // indirect
-	golang.org/x/sys v0.36.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
 
 replace github.com/pingora-go/pingora => ../..

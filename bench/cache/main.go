@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	go run . [-keys 1000000] [-len 3000000] [-table hit|mem|all]
+//	go run . [-keys 1000000] [-len 3000000] [-table hit|mem|all] [-only otter,tinyufo]
 package main
 
 import (
@@ -21,7 +21,17 @@ func main() {
 	keys := flag.Int("keys", 1_000_000, "key space")
 	length := flag.Int("len", 3_000_000, "requests per trace")
 	which := flag.String("table", "all", "hit, mem or all")
+	only := flag.String("only", "", "comma-separated cache names to run (default all)")
 	flag.Parse()
+	if *only != "" {
+		var keep []impl
+		for _, im := range impls {
+			if strings.Contains(","+*only+",", ","+im.name+",") {
+				keep = append(keep, im)
+			}
+		}
+		impls = keep
+	}
 	if *which == "hit" || *which == "all" {
 		hitRatios(*keys, *length)
 	}
