@@ -41,12 +41,12 @@ type Options struct {
 	Modules []ModuleBuilder
 	// ParkAfter is how long an idle keep-alive connection waits for its next request on its
 	// own goroutine before it is parked: handed to one shared epoll watcher, so that it holds
-	// no goroutine stack while it stays idle (Linux). Default 2 s; negative never parks.
+	// no goroutine stack while it stays idle (Linux). Default 250 ms; negative never parks.
 	ParkAfter time.Duration
 }
 
 // DefaultParkAfter is the default of Options.ParkAfter.
-const DefaultParkAfter = 2 * time.Second
+const DefaultParkAfter = 250 * time.Millisecond
 
 // Observer receives the engine's events, for metrics and access logs. Its methods run on the
 // request's goroutine and must not block.
