@@ -30,6 +30,12 @@ fi
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin"
 go version
 
+# h2spec checks HTTP/2 conformance in e2e/h2 (which skips without it); installed once.
+if ! command -v h2spec >/dev/null && [ ! -x "$(go env GOPATH)/bin/h2spec" ]; then
+  echo "== installing h2spec"
+  go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+fi
+
 echo "== go vet"
 go vet ./...
 
