@@ -299,18 +299,32 @@ func buildQuery(id uint16, q dnsmessage.Question) ([]byte, error) {
 	return msg, nil
 }
 
-func exchangeUDP(ctx context.Context, server string, query []byte, id uint16, q dnsmessage.Question) (*dnsmessage.Message, error) {
+// dialDNS connects to server, ties the connection's deadline to ctx and sends query. stop
+// closes the connection.
+func dialDNS(ctx context.Context, network, server string, query []byte) (net.Conn, func(), error) {
 	var dialer net.Dialer
-	conn, err := dialer.DialContext(ctx, "udp", server)
+	conn, err := dialer.DialContext(ctx, network, server)
+	if err != nil {
+		return nil, nil, err
+	}
+	unhook := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	stop := func() {
+		unhook()
+		conn.Close()
+	}
+	if _, err := conn.Write(query); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return conn, stop, nil
+}
+
+func exchangeUDP(ctx context.Context, server string, query []byte, id uint16, q dnsmessage.Question) (*dnsmessage.Message, error) {
+	conn, stop, err := dialDNS(ctx, "udp", server, query)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if _, err := conn.Write(query); err != nil {
-		return nil, err
-	}
 	buf := make([]byte, udpPayload)
 	for {
 		n, err := conn.Read(buf)
@@ -329,17 +343,11 @@ func exchangeUDP(ctx context.Context, server string, query []byte, id uint16, q 
 }
 
 func exchangeTCP(ctx context.Context, server string, query []byte, id uint16, q dnsmessage.Question) (*dnsmessage.Message, error) {
-	var dialer net.Dialer
-	conn, err := dialer.DialContext(ctx, "tcp", server)
+	conn, stop, err := dialDNS(ctx, "tcp", server, query)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if _, err := conn.Write(query); err != nil {
-		return nil, err
-	}
 	var size [2]byte
 	if _, err := io.ReadFull(conn, size[:]); err != nil {
 		return nil, err
