@@ -112,7 +112,8 @@ func pki(t *testing.T) (*tls.Config, string) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}, caFile
 }
 
-// tool returns the path of an installed command, looking in GOPATH/bin too, or skips.
+// tool returns the path of an installed command, looking in GOPATH/bin too, or skips (fails
+// in CI).
 func tool(t *testing.T, name string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
@@ -124,6 +125,10 @@ func tool(t *testing.T, name string) string {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
+	}
+	if os.Getenv("CI") != "" {
+		// scripts/test.sh installs every tool these tests use: in CI a missing one is a failure.
+		t.Fatalf("%s is not installed", name)
 	}
 	t.Skipf("%s is not installed", name)
 	return ""
