@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -91,6 +92,7 @@ func Listen(ctx context.Context, a Address) (net.Listener, error) {
 		if !errors.Is(err, syscall.EADDRINUSE) || attempt >= BindRetries {
 			return nil, err
 		}
+		slog.Warn("listen address in use, retrying", "addr", a.Addr, "attempt", attempt+1, "of", BindRetries)
 		t := time.NewTimer(BindRetryDelay)
 		select {
 		case <-ctx.Done():

@@ -280,11 +280,16 @@ func (s *Server) run(ctx context.Context, started func() error) error {
 		return nil
 	}
 
+	// A shutdown during start (SIGTERM while a listener waits for its address) ends the start.
+	startCtx, cancelStart := context.WithCancel(ctx)
+	defer cancelStart()
+	stopStart := context.AfterFunc(shutdownCtx, cancelStart)
+	defer stopStart()
 	for _, svc := range s.services {
 		if ls, ok := svc.(*ListeningService); ok {
 			ls.inherit(inherited)
 		}
-		if err := svc.Start(ctx); err != nil {
+		if err := svc.Start(startCtx); err != nil {
 			closeFilesMap(inherited)
 			shutdown()
 			return errors.Join(errors.New("server: starting "+svc.Name()), err)
