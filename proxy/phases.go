@@ -151,13 +151,25 @@ func (Defaults[C]) FailToConnect(_ *Session, _ *upstream.Peer, _ *C, err *perr.E
 	return err
 }
 
-// ErrorWhileProxy adds the peer to the error's context and resolves a ReusedOnly retry: the
-// request is retried only when the failed connection was a reused one and the request body
-// seen so far is still buffered.
+// ErrorWhileProxy adds the peer to the error's context and resolves a ReusedOnly retry (a
+// connection that failed before any byte of the response arrived): the request is retried
+// when the request body seen so far is still buffered and either the connection was a reused
+// one (the reference's rule: the server may have closed it while it sat in the pool) or the
+// method is idempotent (RFC 9110 §9.2.2; a new connection reset by a server that is shutting
+// down, which nginx's proxy_next_upstream retries too).
 func (Defaults[C]) ErrorWhileProxy(peer *upstream.Peer, s *Session, err *perr.Error, _ *C, clientReused bool) *perr.Error {
 	err = err.MoreContext("Peer: " + peer.String())
-	err.Retry = err.Retry.DecideReuse(clientReused && !s.RetryBufferTruncated())
+	err.Retry = err.Retry.DecideReuse((clientReused || idempotent(s.Req())) && !s.RetryBufferTruncated())
 	return err
+}
+
+// idempotent reports whether the request's method is idempotent (RFC 9110 §9.2.2).
+func idempotent(r *header.RequestHeader) bool {
+	switch string(r.Method()) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
 }
 
 // FailToProxy answers with perr.StatusFor(err), unless nothing can be sent any more, and

@@ -884,3 +884,34 @@ func TestTrailersBothWays(t *testing.T) {
 		t.Fatalf("upstream saw request trailers %q", got)
 	}
 }
+
+func TestFreshConnectionResetRetriesIdempotentOnly(t *testing.T) {
+	// The first origin accepts and resets every connection before answering (a server going
+	// down); the second answers. GET moves on to the second; POST on a fresh connection may
+	// have been processed, so it is not retried.
+	resetter := rawOrigin(t, func(c net.Conn) {
+		readHead(bufio.NewReader(c))
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+	})
+	good := startOrigin(t, echoHandler())
+	for _, tc := range []struct {
+		method string
+		want   int
+	}{{"GET", 200}, {"PUT", 200}, {"POST", 502}} {
+		t.Run(tc.method, func(t *testing.T) {
+			app := &testApp{peers: []*upstream.Peer{mustPeer(t, resetter), mustPeer(t, good.addr)}}
+			addr, _ := startProxy(t, app, proxy.Options{})
+			req, _ := http.NewRequest(tc.method, "http://"+addr+"/x", strings.NewReader("b"))
+			resp, err := newClient().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d (last error %v)", resp.StatusCode, tc.want, app.lastErr.Load())
+			}
+		})
+	}
+}
