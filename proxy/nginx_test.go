@@ -8,12 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pingora-go/pingora/internal/nginxtest"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/upstream"
 )
@@ -22,19 +22,12 @@ import (
 // (CI set) a missing nginx fails the test: .ci/run installs it.
 func startNginx(t *testing.T, dir string) string {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
-			if _, err2 := os.Stat(p); err2 == nil {
-				bin, err = p, nil
-			}
-		}
-	}
+	bin, err := nginxtest.Find()
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("nginx is not installed; .ci/run installs it")
 		}
-		t.Skip("nginx not installed (apt-get install nginx-light)")
+		t.Skip(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,34 +36,17 @@ func startNginx(t *testing.T, dir string) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	prefix := t.TempDir()
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    keepalive_requests 10000;
+	cmd, err := nginxtest.Command(bin, prefix, nginxtest.Conf(prefix, 256, fmt.Sprintf(`    keepalive_requests 10000;
     server {
-        listen %[2]s;
-        root %[3]s;
+        listen %s;
+        root %s;
         location /gz/ { gzip on; gzip_min_length 1; gzip_types *; }
         location = /status201 { return 201 "created\n"; }
         location = /redirect { return 302 /target; }
-    }
-}
-`, prefix, addr, dir)
-	confPath := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+    }`, addr, dir)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-p", prefix, "-c", confPath)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pingora-go/pingora/internal/nginxtest"
 	"github.com/pingora-go/pingora/internal/testpki"
 )
 
@@ -71,7 +72,7 @@ func run(duration time.Duration, conns int) error {
 	if err != nil {
 		return err
 	}
-	nginx, err := findNginx()
+	nginx, err := nginxtest.Find()
 	if err != nil {
 		return err
 	}
@@ -304,42 +305,14 @@ func buildPingora(dir string) (string, error) {
 	return bin, nil
 }
 
-func findNginx() (string, error) {
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p, nil
-	}
-	for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("nginx is not installed")
-}
-
 // startNginx runs one single-process nginx named name with the server blocks given.
 func startNginx(bin, dir, name, cpu, servers string) (*exec.Cmd, error) {
 	prefix := filepath.Join(dir, name)
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
 		return nil, err
 	}
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    keepalive_requests 1000000;
-    %[2]s
-}
-`, prefix, servers)
 	confPath := filepath.Join(prefix, "nginx.conf")
+	conf := nginxtest.Conf(prefix, 4096, "    keepalive_requests 1000000;\n    "+servers)
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pingora-go/pingora/internal/nginxtest"
 	"github.com/pingora-go/pingora/internal/testpki"
 )
 
@@ -257,32 +258,15 @@ func startNginxTLS(t *testing.T, certFile, keyFile string) string {
 	bin := lookTool(t, "nginx")
 	addr := freeAddr(t)
 	prefix := t.TempDir()
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    server {
-        listen %[2]s ssl;
-        ssl_certificate %[3]s;
-        ssl_certificate_key %[4]s;
+	cmd, err := nginxtest.Command(bin, prefix, nginxtest.Conf(prefix, 256, fmt.Sprintf(`    server {
+        listen %s ssl;
+        ssl_certificate %s;
+        ssl_certificate_key %s;
         location / { return 200 "nginx over TLS\n"; }
-    }
-}
-`, prefix, addr, certFile, keyFile)
-	confPath := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+    }`, addr, certFile, keyFile)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-p", prefix, "-c", confPath)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
