@@ -43,18 +43,48 @@ echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
 echo "== fuzzing each target for $FUZZTIME"
+# fuzz DIR NAME runs one target; on failure it prints the fuzzer's output and the failing
+# input it wrote under testdata/fuzz, and returns 1 (2 when the fuzzer failed without an
+# input: its coordinator or a worker died, which an overloaded machine can cause).
+fuzz() {
+  local log rc=0 inputs
+  log=$(mktemp)
+  go test -run='^$' -fuzz="^$2\$" -fuzztime="$FUZZTIME" "$1" >"$log" 2>&1 || rc=1
+  if [ $rc -ne 0 ]; then
+    tail -n 60 "$log"
+    inputs=$(git ls-files --others "$1/testdata/fuzz/$2" 2>/dev/null || true)
+    for input in $inputs; do
+      echo "== $input"; head -c 4000 "$input"; echo
+    done
+    [ -z "$inputs" ] && rc=2
+  fi
+  rm -f "$log"
+  return $rc
+}
 grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./bench/' | sort | while read -r f; do
   dir=$(dirname "$f")
   for name in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
     echo "-- $dir $name"
-    go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$dir" >/dev/null
+    rc=0
+    fuzz "$dir" "$name" || rc=$?
+    if [ $rc -eq 2 ]; then
+      echo "-- the fuzzer failed without a failing input; once more"
+      rc=0
+      fuzz "$dir" "$name" || rc=$?
+    fi
+    [ $rc -eq 0 ] || exit 1
   done
 done
 
 echo "== benchmark modules (tests and a short run of each benchmark)"
 for m in bench bench/cache; do
   if [ -f "$m/go.mod" ]; then
-    (cd "$m" && go vet ./... && go test -count=1 -run . -bench . -benchtime 1x ./...) >/dev/null
+    log=$(mktemp)
+    if ! (cd "$m" && go vet ./... && go test -count=1 -run . -bench . -benchtime 1x ./...) >"$log" 2>&1; then
+      tail -n 80 "$log"
+      exit 1
+    fi
+    rm -f "$log"
     echo "-- $m ok"
   fi
 done
