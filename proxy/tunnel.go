@@ -54,4 +54,3 @@ func (p *Proxy[C]) tunnel(st *conn[C], cs *h1.ClientSession, ctx *C) error {
 	}
 	return nil
 }
-
