@@ -68,6 +68,7 @@ type Connector struct {
 	opts Options
 	pool *pool.Pool[*pooledConn]
 	tls  tlsConfigs
+	h2   h2Pool
 
 	dials      atomic.Uint64
 	reuses     atomic.Uint64
@@ -107,8 +108,11 @@ func (c *Connector) Stats() Stats {
 		TLSResumed: c.resumed.Load(), Pool: c.pool.Stats()}
 }
 
-// Close closes every idle pooled connection.
-func (c *Connector) Close() error { return c.pool.Close() }
+// Close closes every idle pooled connection and every HTTP/2 connection.
+func (c *Connector) Close() error {
+	c.h2.closeAll()
+	return c.pool.Close()
+}
 
 // Get returns an HTTP/1.1 session to peer: a pooled one (reused is true) when one is alive,
 // else a new connection, over which TLS offers only http/1.1 (the reference's "prefer h1"),

@@ -18,6 +18,7 @@ import (
 	"github.com/pingora-go/pingora/internal/park"
 	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/protocols/h1"
+	"github.com/pingora-go/pingora/protocols/h2"
 	"github.com/pingora-go/pingora/server"
 )
 
@@ -39,6 +40,14 @@ type Options struct {
 	Observers []Observer
 	// Modules run around the phases of every request, in descending Order (see Module).
 	Modules []ModuleBuilder
+	// H2 configures the downstream HTTP/2 connections: stream and header limits, windows,
+	// timeouts. HTTP/2 is served on TLS connections whose handshake chose "h2" by ALPN (offer
+	// it with listeners.TLSOptions.EnableH2), and on cleartext ones when H2C is set.
+	H2 h2.ServerOptions
+	// H2C serves cleartext HTTP/2 with prior knowledge on the same listeners as HTTP/1.1:
+	// each new connection's first bytes tell which one the client speaks. Idle HTTP/1
+	// connections of such a listener are not parked (see ParkAfter).
+	H2C bool
 	// ParkAfter is how long an idle keep-alive connection waits for its next request on its
 	// own goroutine before it is parked: handed to one shared epoll watcher, so that it holds
 	// no goroutine stack while it stays idle (Linux). Default 250 ms; negative never parks.
@@ -68,11 +77,12 @@ const RetryBufferLimit = 64 << 10
 // Proxy runs the phases of a ProxyHTTP for every request on the connections it serves. It
 // implements server.App.
 type Proxy[C any] struct {
-	app   ProxyHTTP[C]
-	opts  Options
-	conn  *connector.Connector
-	log   *slog.Logger
-	conns sync.Pool // of *conn[C]
+	app     ProxyHTTP[C]
+	opts    Options
+	conn    *connector.Connector
+	log     *slog.Logger
+	conns   sync.Pool // of *conn[C] for HTTP/1 connections
+	streams sync.Pool // of *conn[C] for HTTP/2 streams
 
 	parkOnce sync.Once
 	parked   atomic.Pointer[park.Parker]
@@ -107,7 +117,8 @@ func (p *Proxy[C]) Connector() *connector.Connector { return p.conn }
 
 // conn is the state of one downstream connection, reused across its requests.
 type conn[C any] struct {
-	ds      *h1.ServerSession
+	ds      *h1.ServerSession // HTTP/1: the connection's session
+	h2s     *h2.ServerStream  // HTTP/2: the stream being served
 	sess    Session
 	ctx     C
 	upReq   header.RequestHeader
@@ -131,14 +142,23 @@ func (st *conn[C]) phases(locked bool, f func() error) error {
 	return f()
 }
 
-// ServeConn serves HTTP/1 requests on c until the client closes it, an error ends it, or a
-// graceful shutdown (shutdown ends) lets the request in flight finish.
+// ServeConn serves HTTP/1 or HTTP/2 requests on c (see Options.H2 and H2C) until the client
+// closes it, an error ends it, or a graceful shutdown (shutdown ends) lets the requests in
+// flight finish.
 //
 // Between requests the connection holds no session and no buffer: it waits for readability
 // only, and takes a pooled session for each burst of requests. An idle keep-alive connection
 // therefore costs little more than its goroutine.
 func (p *Proxy[C]) ServeConn(shutdown context.Context, c net.Conn) {
-	p.serveLoop(shutdown, c, 0, nil)
+	isH2, c, ok := p.isH2(c)
+	switch {
+	case !ok:
+		c.Close()
+	case isH2:
+		p.serveH2(shutdown, c)
+	default:
+		p.serveLoop(shutdown, c, 0, nil)
+	}
 }
 
 // serveLoop serves c from its next request on, with served requests behind it and the value
@@ -346,10 +366,10 @@ func (p *Proxy[C]) badRequest(ds *h1.ServerSession, err error) {
 // can serve another one.
 func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 	s := &st.sess
-	s.reset(st.ds, shuttingDown)
+	s.reset(st.ds, st.h2s, shuttingDown)
 	s.Timings.Start = time.Now()
 	if shuttingDown {
-		st.ds.SetKeepAlive(false)
+		s.down.SetKeepAlive(false)
 	}
 	var zero C
 	st.ctx = zero
@@ -361,6 +381,8 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 			if !s.respStarted {
 				s.SetKeepAlive(false)
 				s.RespondError(500)
+			} else if st.h2s != nil {
+				st.h2s.Reset()
 			}
 			s.err = err
 			reuse = false
@@ -379,14 +401,16 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 		p.app.OnConnectionReuse(s, ctx, prev)
 	}
 	var err error
-	if st.ds.Req.IsMethod("CONNECT") && !p.opts.AllowConnect {
+	if s.req.IsMethod("CONNECT") && !p.opts.AllowConnect {
 		err = perr.Explain(perr.HTTPStatus(405), "CONNECT is not allowed").AsDown()
 	} else {
 		err = p.runPhases(st, ctx)
 	}
 	canReuse := true
+	cutShort := false // a response was under way when the request failed
 	if err != nil {
 		s.err = err
+		cutShort = s.respStarted
 		ftp := p.app.FailToProxy(s, err, ctx)
 		canReuse = ftp.CanReuseDownstream
 		if !p.app.SuppressErrorLog(s, ctx, err) {
@@ -400,6 +424,13 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 		o.RequestDone(s)
 	}
 
+	if st.h2s != nil {
+		if cutShort {
+			// An HTTP/2 response must not end as if it were complete.
+			st.h2s.Reset()
+		}
+		return true
+	}
 	if err != nil && !canReuse {
 		return false
 	}
@@ -495,7 +526,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 		}
 		s.peer = peer
 		connStart := time.Now()
-		cs, reused, err := p.conn.Get(context.Background(), peer)
+		hs, reused, err := p.conn.GetHTTP(context.Background(), peer, st.ds != nil && st.ds.IsUpgradeRequest())
 		if err != nil {
 			e := perrOf(err, perr.Upstream)
 			e.Source = perr.Upstream
@@ -513,9 +544,13 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 		}
 		err = p.app.ConnectedToUpstream(s, reused, peer, ctx)
 		if err == nil {
-			err = p.proxyH1(st, cs, ctx)
+			if hs.H2 != nil {
+				err = p.proxyExchange(st, (*h2Up)(hs.H2), nil, ctx)
+			} else {
+				err = p.proxyExchange(st, (*h1Up)(hs.H1), hs.H1, ctx)
+			}
 		}
-		p.conn.Release(peer, cs)
+		p.conn.ReleaseHTTP(peer, hs)
 		if err == nil {
 			return nil
 		}
@@ -526,7 +561,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 			e.Retry = e.Retry.DecideReuse(false)
 		}
 		// A body that was not read to its end cannot be replayed whole.
-		if !retry || s.respStarted || s.retryTrunc || !st.ds.BodyDone() {
+		if !retry || s.respStarted || s.retryTrunc || !s.down.BodyDone() {
 			return e
 		}
 		p.log.Warn("retrying after upstream error", "request", p.app.RequestSummary(s, ctx), "error", e.Error(), "attempt", s.attempts)

@@ -9,6 +9,7 @@ import (
 	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/protocols/h1"
+	"github.com/pingora-go/pingora/protocols/h2"
 	"github.com/pingora-go/pingora/upstream"
 )
 
@@ -27,7 +28,11 @@ type Timings struct {
 // Session is one request as the phases see it: the downstream request, the means to answer it,
 // the upstream response head, timings and the error that ended it.
 type Session struct {
-	ds         *h1.ServerSession
+	ds         *h1.ServerSession // the HTTP/1 downstream, or nil
+	h2s        *h2.ServerStream  // the HTTP/2 downstream, or nil
+	down       downstream        // ds or h2s
+	req        *header.RequestHeader
+	netConn    net.Conn
 	clientAddr net.Addr
 	shutdown   bool
 
@@ -52,16 +57,42 @@ type Session struct {
 	Timings Timings
 }
 
-func (s *Session) reset(ds *h1.ServerSession, shutdown bool) {
-	*s = Session{ds: ds, clientAddr: ds.Conn().RemoteAddr(), shutdown: shutdown,
+// reset prepares the session for a request of ds (HTTP/1) or h2s (HTTP/2).
+func (s *Session) reset(ds *h1.ServerSession, h2s *h2.ServerStream, shutdown bool) {
+	*s = Session{ds: ds, h2s: h2s, shutdown: shutdown,
 		retryBuf: s.retryBuf[:0], resp: s.resp, modules: s.modules[:0]}
+	if ds != nil {
+		s.down, s.req, s.netConn = ds, &ds.Req, ds.Conn()
+	} else {
+		s.down, s.req, s.netConn = h2s, &h2s.Req, h2s.Conn().Conn()
+	}
+	s.clientAddr = s.netConn.RemoteAddr()
 	s.resp.Reset()
 	s.keepAlive = true
 }
 
+// downstream is what the engine needs of a downstream request, HTTP/1 (*h1.ServerSession) or
+// HTTP/2 (*h2.ServerStream).
+type downstream interface {
+	ReadBody() ([]byte, error)
+	BodyDone() bool
+	BodyBytesRead() int64
+	Trailers() *header.Fields
+	WriteResponseHeader(resp *header.ResponseHeader) error
+	WriteBody(p []byte) error
+	Flush() error
+	FinishResponse(trailers *header.Fields) error
+	SetKeepAlive(on bool)
+}
+
 // Req returns the downstream request head. Phases before UpstreamRequestFilter may change it;
-// the upstream request is a copy made from it after ConnectedToUpstream.
-func (s *Session) Req() *header.RequestHeader { return &s.ds.Req }
+// the upstream request is a copy made from it after ConnectedToUpstream. For an HTTP/2
+// request, field names are lowercase, the Host field carries :authority and the version is
+// header.HTTP2.
+func (s *Session) Req() *header.RequestHeader { return s.req }
+
+// IsHTTP2 reports whether the downstream request came over HTTP/2.
+func (s *Session) IsHTTP2() bool { return s.h2s != nil }
 
 // ClientAddr returns the downstream client's address.
 func (s *Session) ClientAddr() net.Addr { return s.clientAddr }
@@ -69,7 +100,7 @@ func (s *Session) ClientAddr() net.Addr { return s.clientAddr }
 // TLSState returns the downstream connection's TLS state (server name, negotiated protocol
 // and version, client certificates) when the client connected over TLS.
 func (s *Session) TLSState() (tls.ConnectionState, bool) {
-	if tc, ok := s.ds.Conn().(*tls.Conn); ok {
+	if tc, ok := s.netConn.(*tls.Conn); ok {
 		return tc.ConnectionState(), true
 	}
 	return tls.ConnectionState{}, false
@@ -79,9 +110,14 @@ func (s *Session) TLSState() (tls.ConnectionState, bool) {
 // closes after this request.
 func (s *Session) IsShuttingDown() bool { return s.shutdown }
 
-// RequestsServed returns how many requests the downstream connection has carried, this one
-// included.
-func (s *Session) RequestsServed() int { return s.ds.RequestsServed() }
+// RequestsServed returns how many requests the downstream HTTP/1 connection has carried, this
+// one included; for HTTP/2, whose requests run side by side, it returns 1.
+func (s *Session) RequestsServed() int {
+	if s.ds == nil {
+		return 1
+	}
+	return s.ds.RequestsServed()
+}
 
 // UpstreamResponse returns the upstream response head once it arrived, else nil.
 func (s *Session) UpstreamResponse() *header.ResponseHeader { return s.upstreamResp }
@@ -105,7 +141,7 @@ func (s *Session) ResponseStatus() int { return s.respStatus }
 func (s *Session) BodyBytesSent() int64 { return s.bodyBytesDown }
 
 // BodyBytesReceived returns how many request body bytes were read from downstream.
-func (s *Session) BodyBytesReceived() int64 { return s.ds.BodyBytesRead() }
+func (s *Session) BodyBytesReceived() int64 { return s.down.BodyBytesRead() }
 
 // RetryBufferTruncated reports whether the request body outgrew the retry buffer, so that the
 // request can no longer be replayed to another peer.
@@ -115,7 +151,7 @@ func (s *Session) RetryBufferTruncated() bool { return s.retryTrunc }
 // request. Allowing takes effect only where the client and the protocol allow it.
 func (s *Session) SetKeepAlive(on bool) {
 	s.keepAlive = on
-	s.ds.SetKeepAlive(on && !s.shutdown)
+	s.down.SetKeepAlive(on && !s.shutdown)
 }
 
 // WriteResponseHeader sends a response head downstream, through the modules. A final head can
@@ -167,11 +203,11 @@ func (s *Session) writeHeader(resp *header.ResponseHeader, endOfStream bool) err
 		s.respStarted = true
 		s.respStatus = resp.Status
 	}
-	if err := s.ds.WriteResponseHeader(resp); err != nil {
+	if err := s.down.WriteResponseHeader(resp); err != nil {
 		return err
 	}
 	if endOfStream {
-		return s.ds.FinishResponse(nil)
+		return s.down.FinishResponse(nil)
 	}
 	return nil
 }
@@ -181,15 +217,15 @@ func (s *Session) writeHeader(resp *header.ResponseHeader, endOfStream bool) err
 func (s *Session) writeDown(body []byte, endOfStream bool, trailers *header.Fields) error {
 	if len(body) > 0 {
 		s.bodyBytesDown += int64(len(body))
-		if err := s.ds.WriteBody(body); err != nil {
+		if err := s.down.WriteBody(body); err != nil {
 			return err
 		}
 	}
 	if endOfStream {
-		return s.ds.FinishResponse(trailers)
+		return s.down.FinishResponse(trailers)
 	}
 	if len(body) > 0 {
-		return s.ds.Flush()
+		return s.down.Flush()
 	}
 	return nil
 }

@@ -13,8 +13,9 @@ import (
 // Reference defaults that a zero field of Options stands for.
 const (
 	// DefaultMaxH2Streams is the number of concurrent streams per HTTP/2
-	// connection to a peer.
-	DefaultMaxH2Streams = 1
+	// connection to a peer. The reference uses 1, which makes HTTP/2 to an
+	// upstream cost a connection per request; 100 is the common server limit.
+	DefaultMaxH2Streams = 100
 	// DefaultH2WindowSize is the initial HTTP/2 stream and connection
 	// receive window, 8 MiB.
 	DefaultH2WindowSize = 8 << 20

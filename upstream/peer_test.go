@@ -133,7 +133,7 @@ func TestReuseHash(t *testing.T) {
 		{"alternative cn", func(p *Peer) { p.Options.AlternativeCN = "alt.example.com" }, true},
 		{"alpn h2", func(p *Peer) { p.Options.ALPN = H2 }, true},
 		{"alpn h2h1", func(p *Peer) { p.Options.ALPN = H2H1 }, true},
-		{"max h2 streams", func(p *Peer) { p.Options.MaxH2Streams = 100 }, true},
+		{"max h2 streams", func(p *Peer) { p.Options.MaxH2Streams = 7 }, true},
 		{"ca", func(p *Peer) { p.Options.CA = caA }, true},
 		{"curves", func(p *Peer) { p.Options.Curves = []tls.CurveID{tls.X25519} }, true},
 
@@ -265,7 +265,7 @@ func TestDefaultOptions(t *testing.T) {
 		t.Fatal("zero Options and DefaultOptions hash differently")
 	}
 	big := Options{H2StreamWindowSize: 1 << 31, H2ConnWindowSize: 5, MaxH2Streams: -3}.WithDefaults()
-	if big.H2StreamWindowSize != MaxH2WindowSize || big.H2ConnWindowSize != 5 || big.MaxH2Streams != 1 {
+	if big.H2StreamWindowSize != MaxH2WindowSize || big.H2ConnWindowSize != 5 || big.MaxH2Streams != DefaultMaxH2Streams {
 		t.Fatalf("WithDefaults = %+v", big)
 	}
 }

@@ -3,6 +3,7 @@ package h2
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -250,7 +252,64 @@ type ClientStream struct {
 	read     int64
 	trailers header.Fields
 	closed   bool
+
+	// Timeouts of SetTimeouts: a timer per direction cancels the stream when a wait for the
+	// response (or a write of the request body) lasts longer; timedOut records why.
+	readTimeout, writeTimeout time.Duration
+	rtimer, wtimer            *time.Timer
+	timedOut                  atomic.Bool
 }
+
+// Conn returns the connection the stream belongs to.
+func (s *ClientStream) Conn() *ClientConn { return s.c }
+
+// SetTimeouts bounds each wait for the response head or a piece of its body (read) and each
+// write of a piece of the request body (write), flow-control waits included; zero waits
+// without bound. A wait that lasts longer resets the stream and fails with ReadTimedout or
+// WriteTimedout. Call it before WriteRequestHeader.
+func (s *ClientStream) SetTimeouts(read, write time.Duration) {
+	s.readTimeout, s.writeTimeout = read, write
+}
+
+// arm starts *t to fire after d (creating it on first use); it returns false when d is 0.
+func (s *ClientStream) arm(t **time.Timer, d time.Duration) bool {
+	if d <= 0 {
+		return false
+	}
+	if *t == nil {
+		*t = time.AfterFunc(d, s.expire)
+	} else {
+		(*t).Reset(d)
+	}
+	return true
+}
+
+// expire cancels the stream because a wait lasted too long.
+func (s *ClientStream) expire() {
+	s.timedOut.Store(true)
+	s.Abort()
+}
+
+// timeoutError replaces err by a timeout error when a timer canceled the stream.
+func (s *ClientStream) timeoutError(err *perr.Error, t perr.ErrorType, what string) *perr.Error {
+	if !s.timedOut.Load() {
+		return err
+	}
+	return perr.Explain(t, what+": no progress for the configured timeout").AsUp()
+}
+
+// Abort resets the stream with CANCEL and makes the request body's writer and the response's
+// reader, blocked on other goroutines or not, fail. It is safe for concurrent use; Close must
+// still be called.
+func (s *ClientStream) Abort() {
+	if s.pw != nil {
+		s.pw.CloseWithError(errAborted)
+	}
+	s.cancel()
+}
+
+// errAborted is the error of the request body's writes after Abort.
+var errAborted = errors.New("h2: stream aborted")
 
 // WriteRequestHeader sends the request head. The Host field becomes :authority (see
 // NormalizeAuthority; absent, the authority of an absolute-form target is used), the
@@ -328,8 +387,14 @@ func (s *ClientStream) WriteBody(p []byte) error {
 	if s.pw == nil || s.reqDone {
 		return perr.Explain(perr.InternalError, "request body not expected").AsIn()
 	}
-	if _, err := s.pw.Write(p); err != nil {
-		return clientError(err, s.c.goAwayNow(), false, "writing the request body")
+	armed := s.arm(&s.wtimer, s.writeTimeout)
+	_, err := s.pw.Write(p)
+	if armed {
+		s.wtimer.Stop()
+	}
+	if err != nil {
+		return s.timeoutError(clientError(err, s.c.goAwayNow(), false, "writing the request body"),
+			perr.WriteTimedout, "writing the request body")
 	}
 	return nil
 }
@@ -368,9 +433,14 @@ func (s *ClientStream) ReadResponseHeader() error {
 	if s.res != nil || s.rtErr != nil {
 		return s.rtErr
 	}
+	armed := s.arm(&s.rtimer, s.readTimeout)
 	rt := <-s.resCh
+	if armed {
+		s.rtimer.Stop()
+	}
 	if rt.err != nil {
-		s.rtErr = clientError(rt.err, s.c.goAwayNow(), true, "reading the response head")
+		s.rtErr = s.timeoutError(clientError(rt.err, s.c.goAwayNow(), true, "reading the response head"),
+			perr.ReadTimedout, "reading the response head")
 		return s.rtErr
 	}
 	s.res = rt.res
@@ -394,7 +464,11 @@ func (s *ClientStream) ReadBody() ([]byte, error) {
 	if s.buf == nil {
 		s.buf = bodyBufs.Get().(*[bodyBufSize]byte)
 	}
+	armed := s.arm(&s.rtimer, s.readTimeout)
 	n, err := s.res.Body.Read(s.buf[:])
+	if armed {
+		s.rtimer.Stop()
+	}
 	s.read += int64(n)
 	switch {
 	case err == io.EOF:
@@ -404,7 +478,8 @@ func (s *ClientStream) ReadBody() ([]byte, error) {
 			return nil, io.EOF
 		}
 	case err != nil:
-		return nil, clientError(err, s.c.goAwayNow(), false, "reading the response body")
+		return nil, s.timeoutError(clientError(err, s.c.goAwayNow(), false, "reading the response body"),
+			perr.ReadTimedout, "reading the response body")
 	}
 	return s.buf[:n], nil
 }
@@ -438,6 +513,12 @@ func (s *ClientStream) Close() {
 		}
 	}
 	s.cancel()
+	if s.rtimer != nil {
+		s.rtimer.Stop()
+	}
+	if s.wtimer != nil {
+		s.wtimer.Stop()
+	}
 	if s.buf != nil {
 		bodyBufs.Put(s.buf)
 		s.buf = nil

@@ -250,6 +250,9 @@ func (c *ServerConn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if f.StreamEnded() {
 		st.remoteDone = true
 		st.ss.body.finish()
+		st.ss.bodyDone.Store(true)
+	} else {
+		st.ss.hasBody = true
 	}
 	if c.running >= int(c.opts.MaxConcurrentStreams) {
 		if len(c.queue) >= queueFactor*int(c.opts.MaxConcurrentStreams) {

@@ -41,6 +41,7 @@ type ServerStream struct {
 	ctx  context.Context
 	body bodyPipe
 
+	hasBody  bool               // the request's HEADERS did not end the stream
 	buf      *[bodyBufSize]byte // request body buffer, from bodyBufs
 	read     int64
 	trailers header.Fields
@@ -95,9 +96,32 @@ func (s *ServerStream) ReadBody() ([]byte, error) {
 	return nil, perr.Because(perr.ReadError, "reading the request body", err).AsDown()
 }
 
-// BodyDone reports whether the whole request body has been read. It is safe to call while
-// another goroutine reads the body.
+// BodyDone reports whether the whole request body has been read (at once for a request
+// without body). It is safe to call while another goroutine reads the body.
 func (s *ServerStream) BodyDone() bool { return s.bodyDone.Load() }
+
+// HasBody reports whether the request has a body: its HEADERS frame did not end the stream.
+// The body may still turn out empty.
+func (s *ServerStream) HasBody() bool { return s.hasBody }
+
+// errBodyAborted is the error of reads after AbortBody.
+var errBodyAborted = errors.New("h2: request body reading aborted")
+
+// AbortBody makes a ReadBody blocked on another goroutine, and every later one, fail, unless
+// the body already arrived whole. It is safe for concurrent use.
+func (s *ServerStream) AbortBody() { s.body.fail(errBodyAborted) }
+
+// Reset abandons the stream: the client gets RST_STREAM with INTERNAL_ERROR, so that a
+// response cut short is never taken for a complete one, and later writes fail. It is safe
+// for concurrent use.
+func (s *ServerStream) Reset() {
+	st, c := s.st, s.conn
+	c.call(func() {
+		if !st.reset && c.streams[st.id] == st {
+			c.resetStream(st.id, http2.ErrCodeInternal)
+		}
+	})
+}
 
 // BodyBytesRead returns how many request body bytes were read.
 func (s *ServerStream) BodyBytesRead() int64 { return s.read }

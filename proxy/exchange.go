@@ -10,57 +10,79 @@ import (
 	"github.com/pingora-go/pingora/protocols/h1"
 )
 
-// proxyH1 runs one attempt over an HTTP/1 upstream session: send the request head, stream the
-// request body (in its own goroutine, so the response can arrive while it is still being sent),
-// and stream the response back.
-func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error) {
+// proxyExchange runs one attempt over an upstream session, HTTP/1 (h1cs is that session) or
+// HTTP/2 (h1cs is nil): send the request head, stream the request body (in its own goroutine,
+// so the response can arrive while it is still being sent), and stream the response back. The
+// request is translated between the versions: connection-specific fields removed, chunked
+// framing added for an HTTP/1 upstream when an HTTP/2 body has no length, "te: trailers" kept
+// for an HTTP/2 upstream (gRPC needs it).
+func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.ClientSession, ctx *C) (err error) {
 	s := &st.sess
-	ds := st.ds
+	ds := s.down
 	req := &st.upReq
-	req.CopyFrom(&ds.Req)
-	upgrade := ds.IsUpgradeRequest()
+	req.CopyFrom(s.req)
+	upgrade := st.ds != nil && st.ds.IsUpgradeRequest()
+	teTrailers := h1cs == nil && s.req.HasToken("TE", "trailers")
 	stripHopByHop(&req.Fields, upgrade)
-	framing := ds.RequestFraming().Kind
-	if framing == h1.BodyChunked {
-		req.Append("Transfer-Encoding", "chunked")
+	var hasBody, chunked bool
+	if st.ds != nil {
+		framing := st.ds.RequestFraming().Kind
+		hasBody, chunked = framing != h1.BodyNone, framing == h1.BodyChunked
+	} else {
+		hasBody = st.h2s.HasBody()
+		chunked = hasBody && !req.Has("Content-Length")
 	}
-	if ds.ExpectsContinue() || ds.Req.Has("Expect") {
+	if h1cs != nil {
+		if chunked {
+			req.Append("Transfer-Encoding", "chunked")
+		}
+		req.Version = header.HTTP11
+	} else {
+		if teTrailers {
+			req.Append("te", "trailers")
+		}
+		req.Version = header.HTTP2
+	}
+	if req.Has("Expect") {
 		// The proxy answers 100-continue itself when it starts reading the body.
 		req.Remove("Expect")
 	}
-	req.Version = header.HTTP11
 	if err := p.app.UpstreamRequestFilter(s, req, ctx); err != nil {
 		return err
 	}
-	if err := cs.WriteRequestHeader(req); err != nil {
-		return reusedOnly(err)
-	}
 
 	replay := s.attempts > 1 && len(s.retryBuf) > 0
-	pumping := framing != h1.BodyNone || replay
+	pumping := hasBody || replay
+	if err := up.writeHead(req, !pumping); err != nil {
+		return reusedOnly(err)
+	}
 	if pumping {
-		if err := ds.WriteContinue(); err != nil {
-			return err
+		if st.ds != nil {
+			if err := st.ds.WriteContinue(); err != nil {
+				return err
+			}
 		}
-		go p.runPump(st, cs, ctx, replay)
+		go p.runPump(st, up, ctx, replay)
 	}
 	defer func() {
 		if pumping {
 			// A response that completed before the client finished its body: stop reading it.
-			if perr := p.joinPump(st, cs, err != nil || !ds.BodyDone()); perr != nil && err == nil {
+			if perr := p.joinPump(st, up, err != nil || !ds.BodyDone()); perr != nil && err == nil {
 				// The response is complete, but the request body was not: neither connection
 				// can be reused.
-				cs.MarkBroken()
-				ds.SetKeepAlive(false)
+				up.markBroken()
+				if st.ds != nil {
+					st.ds.SetKeepAlive(false)
+				}
 			}
 		}
 	}()
 
-	resp := &cs.Resp
+	resp := up.response()
 	for {
-		if err := cs.ReadResponseHeader(); err != nil {
+		if err := up.ReadResponseHeader(); err != nil {
 			if pumping {
-				if derr := p.joinPump(st, cs, true); derr != nil && isDownstream(derr) {
+				if derr := p.joinPump(st, up, true); derr != nil && isDownstream(derr) {
 					pumping = false
 					return derr
 				}
@@ -107,7 +129,10 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 		return err
 	}
 	if switchProto {
-		return p.tunnel(st, cs, ctx)
+		if h1cs == nil {
+			return perr.Explain(perr.InvalidHTTPHeader, "switching protocols over HTTP/2").AsUp()
+		}
+		return p.tunnel(st, h1cs, ctx)
 	}
 
 	// The filters take *[]byte: a field of the connection state, so that passing its address
@@ -115,11 +140,11 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 	body := &st.respPiece
 	for {
 		var rerr error
-		*body, rerr = cs.ReadBody()
+		*body, rerr = up.ReadBody()
 		if rerr != nil && rerr != io.EOF {
 			return rerr
 		}
-		eos := rerr == io.EOF || cs.BodyDone()
+		eos := rerr == io.EOF || up.BodyDone()
 		if len(*body) == 0 && !eos {
 			continue
 		}
@@ -133,7 +158,7 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 				return err
 			}
 			if eos {
-				if trailers, err = p.responseTrailers(s, cs, ctx, body); err != nil {
+				if trailers, err = p.responseTrailers(s, up, ctx, body); err != nil {
 					return err
 				}
 			}
@@ -157,8 +182,8 @@ func (p *Proxy[C]) proxyH1(st *conn[C], cs *h1.ClientSession, ctx *C) (err error
 
 // responseTrailers runs the trailer phases on the upstream response's trailers. Bytes that
 // ResponseTrailerFilter returns replace the trailers: they are appended to *body.
-func (p *Proxy[C]) responseTrailers(s *Session, cs *h1.ClientSession, ctx *C, body *[]byte) (*header.Fields, error) {
-	trailers := cs.Trailers()
+func (p *Proxy[C]) responseTrailers(s *Session, up upstreamSession, ctx *C, body *[]byte) (*header.Fields, error) {
+	trailers := up.Trailers()
 	if trailers.Len() == 0 {
 		return nil, nil
 	}
@@ -175,24 +200,24 @@ func (p *Proxy[C]) responseTrailers(s *Session, cs *h1.ClientSession, ctx *C, bo
 
 // runPump runs pumpBody on its own goroutine and reports its result, turning a panic in a
 // body filter into an error of the request instead of a crash of the process.
-func (p *Proxy[C]) runPump(st *conn[C], cs *h1.ClientSession, ctx *C, replay bool) {
+func (p *Proxy[C]) runPump(st *conn[C], up upstreamSession, ctx *C, replay bool) {
 	var err error
 	defer func() {
 		if r := recover(); r != nil {
 			p.log.Error("panic in a request body phase", "panic", r, "stack", string(debug.Stack()))
-			cs.Conn().Close()
+			up.abort()
 			err = perr.Explain(perr.InternalError, "panic in a request body phase").AsIn()
 		}
 		st.pumpErr <- err
 	}()
-	err = p.pumpBody(st, cs, ctx, replay)
+	err = p.pumpBody(st, up, ctx, replay)
 }
 
 // pumpBody streams the downstream request body upstream, replaying the retry buffer first on a
 // retry. It runs on its own goroutine; phases it calls hold st.phaseMu.
-func (p *Proxy[C]) pumpBody(st *conn[C], cs *h1.ClientSession, ctx *C, replay bool) error {
+func (p *Proxy[C]) pumpBody(st *conn[C], cs upstreamSession, ctx *C, replay bool) error {
 	s := &st.sess
-	ds := st.ds
+	ds := s.down
 	if replay {
 		// A retry happens only when the whole body was read and fits the retry buffer.
 		if err := cs.WriteBody(s.retryBuf); err != nil {
@@ -205,7 +230,7 @@ func (p *Proxy[C]) pumpBody(st *conn[C], cs *h1.ClientSession, ctx *C, replay bo
 		var err error
 		*body, err = ds.ReadBody()
 		if err != nil && err != io.EOF {
-			cs.Conn().Close() // wake the response reader: the exchange cannot complete
+			cs.abort() // wake the response reader: the exchange cannot complete
 			return err
 		}
 		eos := err == io.EOF || ds.BodyDone()
@@ -217,7 +242,7 @@ func (p *Proxy[C]) pumpBody(st *conn[C], cs *h1.ClientSession, ctx *C, replay bo
 				return p.app.RequestBodyFilter(s, body, eos, ctx)
 			})
 			if ferr != nil {
-				cs.Conn().Close()
+				cs.abort()
 				return perrOf(ferr, perr.Internal)
 			}
 			if !s.retryTrunc {
@@ -243,23 +268,30 @@ func (p *Proxy[C]) pumpBody(st *conn[C], cs *h1.ClientSession, ctx *C, replay bo
 	return cs.FinishRequest(ds.Trailers())
 }
 
-// joinPump waits for the body goroutine. With interrupt it first stops it with deadlines in
-// the past: a body cut short that way leaves the downstream connection unusable and the
-// request impossible to replay; a body that had been read entirely keeps both possible.
-func (p *Proxy[C]) joinPump(st *conn[C], cs *h1.ClientSession, interrupt bool) error {
+// joinPump waits for the body goroutine. With interrupt it first stops it: the downstream
+// read and the upstream write fail at once. A body cut short that way leaves an HTTP/1
+// downstream connection unusable and the request impossible to replay; a body that had been
+// read entirely keeps both possible.
+func (p *Proxy[C]) joinPump(st *conn[C], up upstreamSession, interrupt bool) error {
 	select {
 	case err := <-st.pumpErr:
 		return err
 	default:
 	}
 	if interrupt {
-		st.ds.Conn().SetReadDeadline(time.Now())
-		cs.Conn().SetWriteDeadline(time.Now())
+		if st.ds != nil {
+			st.ds.Conn().SetReadDeadline(time.Now())
+		} else {
+			st.h2s.AbortBody()
+		}
+		up.stopRequest()
 		err := <-st.pumpErr
-		if !st.ds.BodyDone() {
+		if !st.sess.down.BodyDone() {
 			// The body was cut short: it can neither be replayed nor drained.
 			st.sess.retryTrunc = true
-			st.ds.SetKeepAlive(false)
+			if st.ds != nil {
+				st.ds.SetKeepAlive(false)
+			}
 		}
 		return err
 	}

@@ -1,0 +1,62 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"time"
+
+	"github.com/pingora-go/pingora/protocols/h2"
+)
+
+// DefaultPrefaceTimeout bounds the wait for a cleartext client's first bytes when H2C is on.
+const DefaultPrefaceTimeout = 60 * time.Second
+
+// serveH2 serves the streams of an HTTP/2 connection, each through the phases like an
+// HTTP/1 request, until the client leaves or a graceful shutdown (shutdown ends) has sent a
+// GOAWAY and let the open streams finish.
+func (p *Proxy[C]) serveH2(shutdown context.Context, c net.Conn) {
+	sc := h2.NewServerConn(c, &p.opts.H2)
+	stop := context.AfterFunc(shutdown, func() {
+		// Streams in flight finish; the server's grace period bounds them by closing the
+		// connection.
+		sc.Shutdown(context.Background())
+	})
+	defer stop()
+	sc.Serve(func(ss *h2.ServerStream) { p.serveStream(shutdown, ss) })
+}
+
+// serveStream runs the phases for one HTTP/2 request.
+func (p *Proxy[C]) serveStream(shutdown context.Context, ss *h2.ServerStream) {
+	st, _ := p.streams.Get().(*conn[C])
+	if st == nil {
+		st = &conn[C]{pumpErr: make(chan error, 1)}
+	}
+	st.h2s = ss
+	p.serveRequest(st, shutdown.Err() != nil)
+	st.h2s = nil
+	st.sess = Session{retryBuf: st.sess.retryBuf[:0], modules: st.sess.modules[:0]}
+	p.streams.Put(st)
+}
+
+// isH2 tells whether c speaks HTTP/2: a TLS connection whose handshake chose "h2" by ALPN,
+// or, with H2C on, a cleartext one that starts with the HTTP/2 preface. It returns the
+// connection to serve: a cleartext one gives back the bytes read to decide. ok is false when
+// the client left or sent nothing in time.
+func (p *Proxy[C]) isH2(c net.Conn) (isH2 bool, serve net.Conn, ok bool) {
+	if tc, isTLS := c.(*tls.Conn); isTLS {
+		return tc.ConnectionState().NegotiatedProtocol == "h2", c, true
+	}
+	if !p.opts.H2C {
+		return false, c, true
+	}
+	wait := p.opts.Server.IdleTimeout
+	if wait <= 0 {
+		wait = DefaultPrefaceTimeout
+	}
+	isH2, peeked, err := h2.DetectPreface(c, time.Now().Add(wait))
+	if err != nil && len(peeked) == 0 {
+		return false, c, false
+	}
+	return isH2, h2.PrefixConn(c, peeked), true
+}
