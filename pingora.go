@@ -66,6 +66,10 @@ func NewReverseProxyApp(upstreams ...string) (*ReverseProxy, error) {
 	return rp, nil
 }
 
+// Peers returns the upstream peers, in turn order. Their Options may be changed (timeouts,
+// HTTP/2, ...) before the proxy serves its first request, not after.
+func (rp *ReverseProxy) Peers() []*upstream.Peer { return rp.peers }
+
 // NewReverseProxy returns a server that listens on listen ("host:port") and proxies every
 // request to upstreams in turn. Run it with Run, which returns after SIGTERM (graceful) or
 // SIGINT (fast).

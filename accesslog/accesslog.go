@@ -56,6 +56,7 @@ func (a *Logger) RequestDone(s *proxy.Session) {
 		slog.String("client", client),
 		slog.String("method", string(s.Req().Method())),
 		slog.String("path", string(s.Req().Target())),
+		slog.String("proto", s.Req().Version.String()),
 		slog.Int("status", s.ResponseStatus()),
 		slog.Int64("bytes_in", s.BodyBytesReceived()),
 		slog.Int64("bytes_out", s.BodyBytesSent()),

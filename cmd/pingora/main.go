@@ -41,6 +41,7 @@ import (
 	"github.com/pingora-go/pingora/metrics"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/server"
+	"github.com/pingora-go/pingora/upstream"
 )
 
 // DemoListen is where the embedded demo proxy listens.
@@ -55,13 +56,15 @@ func main() {
 
 // flags are the command line: the server options of the reference and the quick-mode proxy.
 type flags struct {
-	opt       conf.Opt
-	listen    string
-	upstreams []string
-	metrics   string
-	accessLog string
-	compress  bool
-	tls       tlsFlags
+	opt        conf.Opt
+	listen     string
+	upstreams  []string
+	metrics    string
+	accessLog  string
+	compress   bool
+	tls        tlsFlags
+	h2c        bool
+	upstreamH2 bool
 }
 
 func parseFlags(args []string, out io.Writer) (*flags, *pflag.FlagSet, error) {
@@ -74,6 +77,8 @@ func parseFlags(args []string, out io.Writer) (*flags, *pflag.FlagSet, error) {
 	fs.StringVar(&f.metrics, "metrics", "", "address to serve Prometheus metrics on, host:port")
 	fs.StringVar(&f.accessLog, "access-log", "", "file to append the access log to (JSON lines); - for stderr")
 	fs.BoolVar(&f.compress, "compress", false, "compress responses (zstd, br, gzip by the client's Accept-Encoding) and decompress codings the client does not accept")
+	fs.BoolVar(&f.h2c, "h2c", false, "also accept cleartext HTTP/2 with prior knowledge on --listen (TLS listeners offer h2 by ALPN always)")
+	fs.BoolVar(&f.upstreamH2, "upstream-h2", false, "speak HTTP/2 to the upstreams: cleartext with prior knowledge, or with --upstream-tls by ALPN, falling back to HTTP/1.1 when the upstream does not choose h2")
 	fs.StringArrayVar(&f.tls.certs, "tls-cert", nil, "PEM certificate chain to terminate TLS with; repeat with --tls-key for several, chosen by SNI (the first is the default)")
 	fs.StringArrayVar(&f.tls.keys, "tls-key", nil, "PEM private key of the --tls-cert at the same position")
 	fs.StringVar(&f.tls.clientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it (mutual TLS)")
@@ -187,6 +192,20 @@ func services(f *flags, c *conf.ServerConf, addr listeners.Address, logger *slog
 			return nil, err
 		}
 	}
+	if f.upstreamH2 {
+		alpn := upstream.H2
+		if f.tls.upstreamTLS {
+			alpn = upstream.H2H1
+		}
+		for _, p := range rp.Peers() {
+			p.Options.ALPN = alpn
+		}
+		if t, ok := app.(*tlsReverseProxy); ok {
+			for _, p := range t.peers {
+				p.Options.ALPN = alpn
+			}
+		}
+	}
 	settings, err := f.tls.listenTLS(logger)
 	if err != nil {
 		return nil, err
@@ -195,7 +214,7 @@ func services(f *flags, c *conf.ServerConf, addr listeners.Address, logger *slog
 	if err != nil {
 		return nil, err
 	}
-	popts := proxy.Options{MaxRetries: c.MaxRetries, Connector: conn, Logger: logger}
+	popts := proxy.Options{MaxRetries: c.MaxRetries, Connector: conn, Logger: logger, H2C: f.h2c}
 	if f.compress {
 		popts.Modules = append(popts.Modules, proxy.NewCompression(compression.Options{}))
 	}

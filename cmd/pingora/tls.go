@@ -35,6 +35,7 @@ func (f *tlsFlags) listenTLS(logger *slog.Logger) (*listeners.TLSSettings, error
 		return nil, nil
 	}
 	o := listeners.TLSOptions{ClientCAFile: f.clientCA, Logger: logger}
+	o.EnableH2()
 	for i := range f.certs {
 		o.Certs = append(o.Certs, listeners.CertFiles{CertFile: f.certs[i], KeyFile: f.keys[i]})
 	}
