@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"runtime/debug"
 	"time"
@@ -53,6 +54,12 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 
 	replay := s.attempts > 1 && len(s.retryBuf) > 0
 	pumping := hasBody || replay
+	if st.h2s != nil {
+		// A client that resets its stream (or leaves) cancels the upstream exchange at once,
+		// even while it waits for the response head.
+		stop := context.AfterFunc(st.h2s.Context(), up.abort)
+		defer stop()
+	}
 	if err := up.writeHead(req, !pumping); err != nil {
 		return reusedOnly(err)
 	}

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -168,4 +169,49 @@ func TestH2SlowReaderBoundedMemory(t *testing.T) {
 		t.Fatalf("read %d of %d bytes: %v", n, size, err)
 	}
 	t.Logf("origin had sent %d KiB while the client read nothing", stalled>>10)
+}
+
+// TestH2ClientResetCancelsUpstream checks that an HTTP/2 client resetting its stream while
+// the upstream has not answered yet makes the proxy cancel the upstream request at once.
+func TestH2ClientResetCancelsUpstream(t *testing.T) {
+	canceled := make(chan struct{}, 1)
+	arrived := make(chan struct{}, 1)
+	origin := startH2COrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			canceled <- struct{}{}
+		case <-time.After(20 * time.Second):
+		}
+	}))
+	for _, upH2 := range []bool{true, false} {
+		peer := mustPeer(t, origin.addr)
+		if upH2 {
+			peer.Options.ALPN = upstream.H2
+		}
+		app := &testApp{peers: []*upstream.Peer{peer}}
+		addr, _ := startProxy(t, app, proxy.Options{H2C: true})
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/wait", nil)
+		errc := make(chan error, 1)
+		go func() {
+			resp, err := h2cClient().Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			errc <- err
+		}()
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("request did not reach the origin")
+		}
+		cancel() // the client resets its stream
+		select {
+		case <-canceled:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("upstream HTTP/2=%v: the origin's request was not canceled after the client reset", upH2)
+		}
+		<-errc
+	}
 }
