@@ -22,7 +22,7 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 	ds := s.down
 	req := &st.upReq
 	req.CopyFrom(s.req)
-	upgrade := st.ds != nil && st.ds.IsUpgradeRequest()
+	upgrade := st.isUpgrade()
 	teTrailers := h1cs == nil && s.req.HasToken("TE", "trailers")
 	stripHopByHop(&req.Fields, upgrade)
 	var hasBody, chunked bool
@@ -30,7 +30,8 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 		framing := st.ds.RequestFraming().Kind
 		hasBody, chunked = framing != h1.BodyNone, framing == h1.BodyChunked
 	} else {
-		hasBody = st.h2s.HasBody()
+		// The stream of an extended CONNECT carries the tunnel, not a body.
+		hasBody = st.h2s.HasBody() && st.wsKey == ""
 		chunked = hasBody && !req.Has("Content-Length")
 	}
 	if h1cs != nil {
@@ -119,6 +120,11 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 		return perr.Explain(perr.InvalidHTTPHeader, "upstream switched protocols without an Upgrade request").AsUp()
 	}
 	stripHopByHop(&resp.Fields, switchProto)
+	if switchProto && st.h2s != nil {
+		if err := h2WebSocketAccepted(resp, st.wsKey); err != nil {
+			return err
+		}
+	}
 
 	err = st.phases(pumping, func() error {
 		if err := p.app.UpstreamResponseFilter(s, resp, ctx); err != nil {
@@ -138,6 +144,9 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 	if switchProto {
 		if h1cs == nil {
 			return perr.Explain(perr.InvalidHTTPHeader, "switching protocols over HTTP/2").AsUp()
+		}
+		if st.h2s != nil {
+			return p.tunnelH2(st, h1cs)
 		}
 		return p.tunnel(st, h1cs, ctx)
 	}

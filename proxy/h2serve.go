@@ -32,11 +32,20 @@ func (p *Proxy[C]) serveStream(shutdown context.Context, ss *h2.ServerStream) {
 	if st == nil {
 		st = &conn[C]{pumpErr: make(chan error, 1)}
 	}
-	st.h2s = ss
+	st.h2s, st.wsKey = ss, ""
 	p.serveRequest(st, shutdown.Err() != nil)
 	st.h2s = nil
 	st.sess = Session{retryBuf: st.sess.retryBuf[:0], modules: st.sess.modules[:0]}
 	p.streams.Put(st)
+}
+
+// isUpgrade reports whether the request asks to switch protocols upstream: an HTTP/1.1
+// Upgrade, or an HTTP/2 extended CONNECT turned into one.
+func (st *conn[C]) isUpgrade() bool {
+	if st.ds != nil {
+		return st.ds.IsUpgradeRequest()
+	}
+	return st.wsKey != ""
 }
 
 // isH2 tells whether c speaks HTTP/2: a TLS connection whose handshake chose "h2" by ALPN,

@@ -119,6 +119,7 @@ func (p *Proxy[C]) Connector() *connector.Connector { return p.conn }
 type conn[C any] struct {
 	ds      *h1.ServerSession // HTTP/1: the connection's session
 	h2s     *h2.ServerStream  // HTTP/2: the stream being served
+	wsKey   string            // HTTP/2: the Sec-WebSocket-Key sent upstream for an extended CONNECT
 	sess    Session
 	ctx     C
 	upReq   header.RequestHeader
@@ -401,7 +402,9 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 		p.app.OnConnectionReuse(s, ctx, prev)
 	}
 	var err error
-	if s.req.IsMethod("CONNECT") && !p.opts.AllowConnect {
+	if st.h2s != nil && st.h2s.Protocol() != "" && !st.extendedConnect() {
+		err = perr.Explain(perr.HTTPStatus(501), "extended CONNECT for "+st.h2s.Protocol()+" is not supported").AsDown()
+	} else if s.req.IsMethod("CONNECT") && !p.opts.AllowConnect {
 		err = perr.Explain(perr.HTTPStatus(405), "CONNECT is not allowed").AsDown()
 	} else {
 		err = p.runPhases(st, ctx)
@@ -526,7 +529,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 		}
 		s.peer = peer
 		connStart := time.Now()
-		hs, reused, err := p.conn.GetHTTP(context.Background(), peer, st.ds != nil && st.ds.IsUpgradeRequest())
+		hs, reused, err := p.conn.GetHTTP(context.Background(), peer, st.isUpgrade())
 		if err != nil {
 			e := perrOf(err, perr.Upstream)
 			e.Source = perr.Upstream

@@ -56,12 +56,13 @@ func NormalizeAuthority(host string) string {
 // joined into one (RFC 9113 section 8.2.3). It returns the declared content-length (-1 for
 // none), or ok false for a malformed request (RFC 9113 section 8.1.1): a missing or repeated
 // pseudo-header, a connection-specific field, TE other than "trailers", or an invalid
-// content-length.
-func requestFromFrame(f *http2.MetaHeadersFrame, dst *header.RequestHeader) (declLen int64, ok bool) {
+// content-length. With extended CONNECT on (RFC 8441), a CONNECT with :protocol must also have
+// :scheme and :path, and its target is the path; the protocol goes to *protocol.
+func requestFromFrame(f *http2.MetaHeadersFrame, dst *header.RequestHeader, extConnect bool, protocol *string) (declLen int64, ok bool) {
 	dst.Reset()
 	dst.Version = header.HTTP2
-	var method, scheme, authority, path string
-	var hasAuthority, hasPath bool
+	var method, scheme, authority, path, proto string
+	var hasAuthority, hasPath, hasProto bool
 	for _, hf := range f.PseudoFields() {
 		switch hf.Name {
 		case ":method":
@@ -72,6 +73,11 @@ func requestFromFrame(f *http2.MetaHeadersFrame, dst *header.RequestHeader) (dec
 			authority, hasAuthority = hf.Value, true
 		case ":path":
 			path, hasPath = hf.Value, true
+		case ":protocol":
+			if !extConnect {
+				return -1, false
+			}
+			proto, hasProto = hf.Value, true
 		default:
 			return -1, false
 		}
@@ -79,6 +85,11 @@ func requestFromFrame(f *http2.MetaHeadersFrame, dst *header.RequestHeader) (dec
 	switch {
 	case method == "":
 		return -1, false
+	case hasProto:
+		if method != "CONNECT" || proto == "" || authority == "" || scheme == "" || path == "" {
+			return -1, false
+		}
+		*protocol = proto
 	case method == "CONNECT":
 		if authority == "" || scheme != "" || hasPath {
 			return -1, false

@@ -45,6 +45,10 @@ type ServerOptions struct {
 	// WriteTimeout closes the connection when a write to the client takes longer (default
 	// 60 s).
 	WriteTimeout time.Duration
+	// EnableConnectProtocol announces SETTINGS_ENABLE_CONNECT_PROTOCOL and accepts the
+	// extended CONNECT of RFC 8441 (a CONNECT with :protocol, :scheme and :path), by which
+	// clients run WebSocket over an HTTP/2 stream; ServerStream.Protocol returns :protocol.
+	EnableConnectProtocol bool
 }
 
 // Defaults of ServerOptions.
@@ -249,13 +253,17 @@ func (c *ServerConn) serve() {
 	defer c.teardown(frames, readMore)
 
 	c.startWrite()
-	c.fr.WriteSettings(
-		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.opts.MaxConcurrentStreams},
-		http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.opts.StreamWindow)},
-		http2.Setting{ID: http2.SettingMaxFrameSize, Val: c.opts.MaxReadFrameSize},
-		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.opts.MaxHeaderListSize},
-		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
-	)
+	settings := []http2.Setting{
+		{ID: http2.SettingMaxConcurrentStreams, Val: c.opts.MaxConcurrentStreams},
+		{ID: http2.SettingInitialWindowSize, Val: uint32(c.opts.StreamWindow)},
+		{ID: http2.SettingMaxFrameSize, Val: c.opts.MaxReadFrameSize},
+		{ID: http2.SettingMaxHeaderListSize, Val: c.opts.MaxHeaderListSize},
+		{ID: http2.SettingEnablePush, Val: 0},
+	}
+	if c.opts.EnableConnectProtocol {
+		settings = append(settings, http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1})
+	}
+	c.fr.WriteSettings(settings...)
 	if d := c.opts.ConnWindow - initialWindow; d > 0 {
 		c.fr.WriteWindowUpdate(0, uint32(d))
 	}

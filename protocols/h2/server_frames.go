@@ -236,7 +236,7 @@ func (c *ServerConn) processHeaders(f *http2.MetaHeadersFrame) error {
 		}
 		return nil
 	}
-	declLen, ok := requestFromFrame(f, &st.ss.Req)
+	declLen, ok := requestFromFrame(f, &st.ss.Req, c.opts.EnableConnectProtocol, &st.ss.protocol)
 	if !ok {
 		c.resetStream(id, http2.ErrCodeProtocol)
 		return nil

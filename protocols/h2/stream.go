@@ -42,6 +42,7 @@ type ServerStream struct {
 	body bodyPipe
 
 	hasBody  bool               // the request's HEADERS did not end the stream
+	protocol string             // :protocol of an extended CONNECT
 	buf      *[bodyBufSize]byte // request body buffer, from bodyBufs
 	read     int64
 	trailers header.Fields
@@ -99,6 +100,10 @@ func (s *ServerStream) ReadBody() ([]byte, error) {
 // BodyDone reports whether the whole request body has been read (at once for a request
 // without body). It is safe to call while another goroutine reads the body.
 func (s *ServerStream) BodyDone() bool { return s.bodyDone.Load() }
+
+// Protocol returns the :protocol of an extended CONNECT request (RFC 8441), such as
+// "websocket", or "" for any other request. See ServerOptions.EnableConnectProtocol.
+func (s *ServerStream) Protocol() string { return s.protocol }
 
 // HasBody reports whether the request has a body: its HEADERS frame did not end the stream.
 // The body may still turn out empty.
