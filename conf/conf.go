@@ -98,6 +98,16 @@ type ServerConf struct {
 	// DaemonNotifyTimeoutSeconds is accepted for compatibility.
 	DaemonNotifyTimeoutSeconds int `yaml:"daemon_notify_timeout_seconds"`
 
+	// MaxDownstreamConnections is the most downstream connections each listening service
+	// holds at once; at the maximum it stops accepting until connections close. 0 means half
+	// of the file descriptor limit left after 32 for the process's own files; -1 means no
+	// limit. Not a reference key.
+	MaxDownstreamConnections int `yaml:"max_downstream_connections"`
+	// AcceptMaxBackoffMs bounds, in milliseconds, the sleep after a failed accept (out of
+	// file descriptors: EMFILE, ENFILE); 0 means 1000, the reference's sleep after EMFILE.
+	// Not a reference key.
+	AcceptMaxBackoffMs int `yaml:"accept_max_backoff_ms"`
+
 	// Unknown lists the keys not described here, with their lines: the reference ignores
 	// them so that users can keep their own settings in the same file.
 	Unknown []UnknownKey `yaml:"-"`
@@ -306,6 +316,7 @@ func (c *ServerConf) Validate() error {
 		{"max_retries", c.MaxRetries},
 		{"upgrade_sock_connect_accept_max_retries", c.UpgradeSockConnectAcceptMaxRetries},
 		{"blocking_threads_ttl_seconds", c.BlockingThreadsTTLSeconds},
+		{"accept_max_backoff_ms", c.AcceptMaxBackoffMs},
 	}
 	for _, n := range nonNeg {
 		if n.v < 0 {
@@ -324,6 +335,9 @@ func (c *ServerConf) Validate() error {
 		if n.v <= 0 {
 			return bad(n.key, "must be greater than 0, got %d", n.v)
 		}
+	}
+	if c.MaxDownstreamConnections < -1 {
+		return bad("max_downstream_connections", "want a count, 0 (automatic) or -1 (no limit), got %d", c.MaxDownstreamConnections)
 	}
 	if c.MaxBlockingThreads != nil && *c.MaxBlockingThreads <= 0 {
 		return bad("max_blocking_threads", "must be greater than 0, got %d", *c.MaxBlockingThreads)

@@ -58,6 +58,12 @@ work_stealing: false
 		{"log settings", "error_log_level: debug\nerror_log_format: json\n", func(c *ServerConf) {
 			c.ErrorLogLevel, c.ErrorLogFormat = "debug", "json"
 		}},
+		{"accept protections", "max_downstream_connections: 10000\naccept_max_backoff_ms: 250\n", func(c *ServerConf) {
+			c.MaxDownstreamConnections, c.AcceptMaxBackoffMs = 10000, 250
+		}},
+		{"no connection limit", "max_downstream_connections: -1\n", func(c *ServerConf) {
+			c.MaxDownstreamConnections = -1
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,6 +106,9 @@ func TestFromYAMLErrors(t *testing.T) {
 		{"bad level", "error_log_level: loud\n", 1, "error_log_level", "want debug"},
 		{"bad format", "error_log_format: xml\n", 1, "error_log_format", "want text or json"},
 		{"duplicate", "threads: 1\nthreads: 2\n", 2, "threads", "defined twice (first on line 1)"},
+		{"connection limit below -1", "max_downstream_connections: -2\n", 1, "max_downstream_connections", "-1 (no limit), got -2"},
+		{"negative backoff", "accept_max_backoff_ms: -5\n", 1, "accept_max_backoff_ms", "must not be negative"},
+		{"float connection limit", "max_downstream_connections: 1.5\n", 1, "max_downstream_connections", "want an integer"},
 		{"empty pid file", "pid_file: \"\"\n", 1, "pid_file", "must not be empty"},
 		{"not a mapping", "- a\n- b\n", 1, "", "must be a mapping"},
 		{"syntax", "threads: 1\n  bad: [\n", 0, "", "line"},

@@ -9,9 +9,9 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/pingora-go/pingora/conf"
 	"github.com/pingora-go/pingora/listeners"
 )
 
@@ -30,12 +30,14 @@ type ListeningService struct {
 	addrs  []listeners.Address
 	tlss   []*listeners.TLSSettings // the TLS of each of addrs; nil for plain
 	logger *slog.Logger
+	accept AcceptOptions
+	gate   *connGate // set by Serve
 
 	mu        sync.Mutex // guards the fields below
 	lns       []net.Listener
 	keys      []string                 // the configured address of each listener; "" for AddListener's
 	lnTLS     []*listeners.TLSSettings // the TLS of each listener; nil for plain
-	conns     map[net.Conn]int
+	conns     map[net.Conn]connRefs
 	inherited map[string]*os.File
 
 	wg sync.WaitGroup
@@ -43,7 +45,39 @@ type ListeningService struct {
 
 // NewListeningService returns a service named name that gives its connections to app.
 func NewListeningService(name string, app App) *ListeningService {
-	return &ListeningService{name: name, app: app, logger: slog.Default(), conns: map[net.Conn]int{}}
+	return &ListeningService{name: name, app: app, logger: slog.Default(), conns: map[net.Conn]connRefs{}}
+}
+
+// connRefs counts the holders of a connection: ServeConn and an App's Tracker.
+type connRefs struct {
+	n    int32
+	slot bool // the connection holds a slot of the service's connection gate
+}
+
+// SetAcceptOptions sets the accept loop's protections (connection limit, backoff after a
+// failed accept). Call it before the server runs; fields left zero take the server
+// configuration's max_downstream_connections and accept_max_backoff_ms, then the defaults.
+func (s *ListeningService) SetAcceptOptions(o AcceptOptions) { s.accept = o }
+
+// AcceptOptions returns the options SetAcceptOptions set.
+func (s *ListeningService) AcceptOptions() AcceptOptions { return s.accept }
+
+// applyConf fills the accept options left zero from the server configuration.
+func (s *ListeningService) applyConf(c *conf.ServerConf) {
+	if s.accept.MaxConns == 0 {
+		s.accept.MaxConns = c.MaxDownstreamConnections
+	}
+	if s.accept.MaxBackoff == 0 {
+		s.accept.MaxBackoff = time.Duration(c.AcceptMaxBackoffMs) * time.Millisecond
+	}
+}
+
+// Conns returns the number of downstream connections the service holds: in a TLS handshake,
+// being served, or idle between requests.
+func (s *ListeningService) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // Name returns the service's name.
@@ -192,6 +226,14 @@ func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 	s.mu.Unlock()
 	// Connections see the service as their Tracker through the context they are served with.
 	shutdown = context.WithValue(shutdown, trackerKey{}, Tracker(s))
+	opts := s.accept.withDefaults()
+	gate := &connGate{max: opts.MaxConns}
+	s.mu.Lock()
+	s.gate = gate
+	s.mu.Unlock()
+	if opts.MaxConns > 0 {
+		s.logger.Info("connection limit", "service", s.name, "max_conns", opts.MaxConns)
+	}
 	var acceptWG sync.WaitGroup
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	for _, t := range s.settings() {
@@ -205,7 +247,11 @@ func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 		acceptWG.Add(1)
 		go func() {
 			defer acceptWG.Done()
-			s.acceptLoop(shutdown, ln, lnTLS[i])
+			s.acceptLoop(shutdown, ln, gate, opts, func(c net.Conn) {
+				s.track(c, true, true)
+				s.wg.Add(1)
+				go s.serveConn(shutdown, c, lnTLS[i])
+			})
 		}()
 	}
 	<-shutdown.Done()
@@ -234,45 +280,11 @@ func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 	return nil
 }
 
-func (s *ListeningService) acceptLoop(shutdown context.Context, ln net.Listener, settings *listeners.TLSSettings) {
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if shutdown.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors or a transient error: back off as the reference does
-			// (1 s for EMFILE), without spinning.
-			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				delay = time.Second
-			} else if delay == 0 {
-				delay = 5 * time.Millisecond
-			} else if delay < time.Second {
-				delay *= 2
-			}
-			s.logger.Error("accept failed", "service", s.name, "error", err, "retry_in", delay)
-			t := time.NewTimer(delay)
-			select {
-			case <-shutdown.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			continue
-		}
-		delay = 0
-		s.track(c, true)
-		s.wg.Add(1)
-		go s.serveConn(shutdown, c, settings)
-	}
-}
-
 // serveConn runs the app on c, after a TLS handshake when settings is not nil; a panic closes
 // the connection and is logged, and the other connections go on.
 func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn, settings *listeners.TLSSettings) {
 	defer s.wg.Done()
-	defer s.track(c, false)
+	defer s.track(c, false, false)
 	defer func() {
 		if r := recover(); r != nil {
 			c.Close()
@@ -295,15 +307,29 @@ func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn, setti
 }
 
 // track counts c in or out of the connections a kill closes; a connection can be counted
-// twice while an App hands it from ServeConn to a parked state (see Tracker).
-func (s *ListeningService) track(c net.Conn, add bool) {
+// twice while an App hands it from ServeConn to a parked state (see Tracker). A connection
+// added with slot holds the slot its accept loop took until its last holder lets it go.
+func (s *ListeningService) track(c net.Conn, add, slot bool) {
 	s.mu.Lock()
+	r := s.conns[c]
 	if add {
-		s.conns[c]++
-	} else if s.conns[c]--; s.conns[c] <= 0 {
-		delete(s.conns, c)
+		r.n++
+		r.slot = r.slot || slot
+		s.conns[c] = r
+		s.mu.Unlock()
+		return
 	}
+	if r.n--; r.n > 0 {
+		s.conns[c] = r
+		s.mu.Unlock()
+		return
+	}
+	delete(s.conns, c)
+	gate := s.gate
 	s.mu.Unlock()
+	if r.slot && gate != nil {
+		gate.release()
+	}
 }
 
 func fsMode(perm uint32) os.FileMode { return os.FileMode(perm) }
@@ -329,11 +355,11 @@ func TrackerFrom(ctx context.Context) Tracker {
 // Track implements Tracker.
 func (s *ListeningService) Track(c net.Conn) {
 	s.wg.Add(1)
-	s.track(c, true)
+	s.track(c, true, false)
 }
 
 // Untrack implements Tracker.
 func (s *ListeningService) Untrack(c net.Conn) {
-	s.track(c, false)
+	s.track(c, false, false)
 	s.wg.Done()
 }

@@ -288,6 +288,7 @@ func (s *Server) run(ctx context.Context, started func() error) error {
 	for _, svc := range s.services {
 		if ls, ok := svc.(*ListeningService); ok {
 			ls.inherit(inherited)
+			ls.applyConf(s.conf)
 		}
 		if err := svc.Start(startCtx); err != nil {
 			closeFilesMap(inherited)

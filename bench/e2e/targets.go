@@ -129,8 +129,14 @@ http {
 }
 
 func startPingora(ctx context.Context, e *env, s setup, listen string) (*proc, error) {
+	// No connection limit: its default (half the descriptor limit) would hold back some of the
+	// idle test's 10,000 clients, which nginx and HAProxy are configured to admit.
+	cf, err := e.writeFile("pingora.yaml", []byte("version: 1\nmax_downstream_connections: -1\n"))
+	if err != nil {
+		return nil, err
+	}
 	pr, err := start("pingora-go", s.proxyCPUs, []string{"GOMAXPROCS=" + strconv.Itoa(s.workers)},
-		filepath.Join(e.dir, "pingora.log"), e.pingora, "--listen", listen, "--upstream", e.origin)
+		filepath.Join(e.dir, "pingora.log"), e.pingora, "-c", cf, "--listen", listen, "--upstream", e.origin)
 	if err != nil {
 		return nil, err
 	}
