@@ -12,7 +12,8 @@ package perr
 //     reference answers 502 for all of them; 504 Gateway Timeout is what
 //     RFC 9110 names for a proxy whose upstream did not answer in time.
 //   - Source Downstream: 0 for ReadError, WriteError and ConnectionClosed
-//     (the client is gone), else 400.
+//     (the client is gone), 408 for ReadTimedout (the client was too slow
+//     sending its head or body; the reference answers 400), else 400.
 //   - Source Internal or Unset: 500.
 //
 // An err with no *Error in its chain gives 500; a nil err gives 0.
@@ -38,6 +39,9 @@ func StatusFor(err error) int {
 		switch e.Type {
 		case ReadError, WriteError, ConnectionClosed:
 			return 0
+		case ReadTimedout:
+			// The client was too slow sending its head or body (RFC 9110 §15.5.9).
+			return 408
 		}
 		return 400
 	}

@@ -31,6 +31,7 @@ func TestStatusFor(t *testing.T) {
 		{"upstream connect timeout", NewUp(ConnectTimedout), 504},
 		{"upstream tls timeout", NewUp(TLSHandshakeTimedout), 504},
 		{"upstream read timeout", NewUp(ReadTimedout), 504},
+		{"downstream read timeout", NewDown(ReadTimedout), 408},
 		{"upstream write timeout", NewUp(WriteTimedout), 504},
 		{"upstream custom", NewUp(NewType("X")), 502},
 

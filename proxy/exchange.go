@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"io"
+	"strconv"
 	"runtime/debug"
 	"time"
 
@@ -10,6 +11,11 @@ import (
 	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/protocols/h1"
 )
+
+// MaxInterimResponses is how many interim (1xx) responses other than 100 Continue an upstream
+// may send before its final one; past it the attempt fails with a 502 (an upstream could
+// otherwise hold the request forever with a stream of 103s).
+const MaxInterimResponses = 32
 
 // proxyExchange runs one attempt over an upstream session, HTTP/1 (h1cs is that session) or
 // HTTP/2 (h1cs is nil): send the request head, stream the request body (in its own goroutine,
@@ -87,6 +93,7 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 	}()
 
 	resp := up.response()
+	interim := 0
 	for {
 		if err := up.ReadResponseHeader(); err != nil {
 			if pumping {
@@ -104,6 +111,10 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 		if resp.Status == 100 {
 			// The proxy already answered 100-continue itself.
 			continue
+		}
+		if interim++; interim > MaxInterimResponses {
+			return perr.Explain(perr.InvalidHTTPHeader, "upstream sent more than "+strconv.Itoa(MaxInterimResponses)+
+				" interim (1xx) responses").AsUp()
 		}
 		stripHopByHop(&resp.Fields, false)
 		if err := st.phases(pumping, func() error { return s.modulesResponseHeader(resp, false) }); err != nil {
