@@ -3,8 +3,8 @@ package proxy
 import (
 	"context"
 	"io"
-	"strconv"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/pingora-go/pingora/header"
