@@ -9,6 +9,7 @@
 package proxy
 
 import (
+	"errors"
 	"time"
 
 	"github.com/pingora-go/pingora/header"
@@ -178,7 +179,13 @@ func (Defaults[C]) FailToProxy(s *Session, err error, _ *C) FailToProxy {
 	code := perr.StatusFor(err)
 	s.SetKeepAlive(false)
 	if code > 0 && !s.ResponseStarted() {
-		s.RespondError(code)
+		if errors.Is(err, ErrPeerBusy) {
+			var f header.Fields
+			f.Append("Retry-After", RetryAfterBusy)
+			s.respondErrorWith(code, &f)
+		} else {
+			s.RespondError(code)
+		}
 	}
 	return FailToProxy{ErrorCode: code}
 }

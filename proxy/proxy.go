@@ -86,6 +86,7 @@ type Proxy[C any] struct {
 
 	parkOnce sync.Once
 	parked   atomic.Pointer[park.Parker]
+	inflight inflight
 }
 
 var _ server.App = (*Proxy[struct{}])(nil)
@@ -529,7 +530,15 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 		}
 		s.peer = peer
 		connStart := time.Now()
-		hs, reused, err := p.conn.GetHTTP(context.Background(), peer, st.isUpgrade())
+		slot, err := p.inflight.acquire(peer)
+		var hs connector.HTTPSession
+		var reused bool
+		if err == nil {
+			hs, reused, err = p.conn.GetHTTP(context.Background(), peer, st.isUpgrade())
+			if err != nil && slot != nil {
+				slot()
+			}
+		}
 		if err != nil {
 			e := perrOf(err, perr.Upstream)
 			e.Source = perr.Upstream
@@ -554,6 +563,9 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 			}
 		}
 		p.conn.ReleaseHTTP(peer, hs)
+		if slot != nil {
+			slot()
+		}
 		if err == nil {
 			return nil
 		}

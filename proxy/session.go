@@ -250,11 +250,19 @@ func (s *Session) Respond(status int, extra *header.Fields, body []byte) error {
 
 // RespondError answers with status and a short plain-text body. Call SetKeepAlive(false)
 // first to close the connection afterwards.
-func (s *Session) RespondError(status int) error {
+func (s *Session) RespondError(status int) error { return s.respondErrorWith(status, nil) }
+
+// respondErrorWith is RespondError with extra fields (may be nil).
+func (s *Session) respondErrorWith(status int, extra *header.Fields) error {
 	body := []byte(strconv.Itoa(status) + " " + header.StatusText(status) + "\n")
 	r := &s.resp
 	r.Reset()
 	r.Status, r.Version = status, header.HTTP11
+	if extra != nil {
+		for _, f := range extra.All() {
+			r.AppendBytes(f.Name, f.Value)
+		}
+	}
 	r.Append("Content-Type", "text/plain; charset=utf-8")
 	r.Append("Content-Length", strconv.Itoa(len(body)))
 	r.Append("Cache-Control", "private, no-store")

@@ -21,6 +21,9 @@ const (
 	DefaultH2WindowSize = 8 << 20
 	// MaxH2WindowSize is the largest HTTP/2 window, 2^31-1.
 	MaxH2WindowSize = 1<<31 - 1
+	// DefaultQueueTimeout is how long a request over a peer's MaxInflight waits for a slot
+	// when QueueTimeout is zero.
+	DefaultQueueTimeout = time.Second
 )
 
 // DoNotReuse is the IdleTimeout that closes a connection after its request
@@ -98,6 +101,18 @@ type Options struct {
 	H2ConnWindowSize uint32
 	// H2PingInterval sends an HTTP/2 PING this often; zero sends none.
 	H2PingInterval time.Duration
+
+	// MaxInflight caps the requests a proxy has in flight to the peer at once (counted per
+	// reuse hash, from connecting until the response ended); zero sets no cap. A request over
+	// the cap waits in a queue of MaxQueued for up to QueueTimeout, and is otherwise shed:
+	// the attempt fails as a connection failure would (FailToConnect may send it elsewhere),
+	// answered 503 with Retry-After by default.
+	MaxInflight int
+	// MaxQueued is how many requests over MaxInflight may wait for a slot; zero sheds them at
+	// once.
+	MaxQueued int
+	// QueueTimeout bounds a queued request's wait; zero means DefaultQueueTimeout.
+	QueueTimeout time.Duration
 
 	// AllowH1ResponseInvalidContentLength reads an HTTP/1 response whose
 	// Content-Length is invalid until the connection closes, instead of
