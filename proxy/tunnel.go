@@ -1,56 +1,104 @@
 package proxy
 
 import (
-	"io"
+	"errors"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/protocols/h1"
+	"github.com/pingora-go/pingora/protocols/ws"
 )
 
-// tunnel relays raw bytes both ways after a 101 response, until either side closes.
+// errWebSocket is the type of a session the peer ended by breaking the WebSocket protocol or
+// a message limit.
+var errWebSocket = perr.NewType("WebSocketError")
+
+// tunnel relays an upgraded connection after its 101 response went downstream, until both
+// sides finished or a timeout ended it. A WebSocket session of an app that implements
+// WebSocketFilter is relayed message by message through the filter; any other upgrade as raw
+// bytes. Neither connection is reused afterwards.
 func (p *Proxy[C]) tunnel(st *conn[C], cs *h1.ClientSession, ctx *C) error {
+	s := &st.sess
 	if err := st.ds.Flush(); err != nil {
 		return err
 	}
+	cs.MarkBroken()
+	s.SetKeepAlive(false)
+	if st.ds.RequestFraming().Kind != h1.BodyNone {
+		// The body goroutine reads the downstream connection until the request body ends;
+		// what follows it is the new protocol. Wait for it, and leave its result for the
+		// caller, which collects it.
+		err := <-st.pumpErr
+		st.pumpErr <- err
+		if err != nil {
+			return err
+		}
+	}
 	dconn, drest := st.ds.Hijack()
 	uconn, urest := cs.Hijack()
-	if len(urest) > 0 {
-		if _, err := dconn.Write(urest); err != nil {
-			return ioErr(err, perr.Downstream)
+	// The HTTP sessions' read and write deadlines do not apply to the new protocol: the relay
+	// enforces its own timeouts.
+	dconn.SetDeadline(time.Time{})
+	uconn.SetDeadline(time.Time{})
+
+	o := DefaultWebSocketOptions
+	if wc, ok := p.app.(WebSocketConfig[C]); ok {
+		o = wc.WebSocketOptions(s, ctx)
+	}
+	client := ws.Endpoint{Conn: dconn, Buffered: drest}
+	server := ws.Endpoint{Conn: uconn, Buffered: urest}
+	if !isWebSocket(&st.upReq, &cs.Resp) {
+		o.Stats = otherUpgrades
+		return tunnelErr(ws.Pipe(client, server, &o))
+	}
+	if f, ok := p.app.(WebSocketFilter[C]); ok {
+		if deflate, ok := negotiated(&st.upReq, &cs.Resp); ok {
+			o.Deflate = deflate
+			return tunnelErr(ws.Relay(client, server, &o, func(m *ws.Message) (ws.Action, error) {
+				return f.WebSocketMessage(s, ctx, m)
+			}))
 		}
+		p.log.Warn("websocket session relayed unfiltered: its extensions are not understood",
+			"request", p.app.RequestSummary(s, ctx), "extensions", cs.Resp.Value("Sec-WebSocket-Extensions"))
 	}
-	if len(drest) > 0 {
-		if _, err := uconn.Write(drest); err != nil {
-			return ioErr(err, perr.Upstream)
+	return tunnelErr(ws.Pipe(client, server, &o))
+}
+
+// tunnelErr turns how a relay ended into the request's error: nil for a normal end.
+func tunnelErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *ws.EndpointError
+	var fe *ws.FilterError
+	switch {
+	case errors.Is(err, ws.ErrIdleTimeout), errors.Is(err, ws.ErrTotalTimeout):
+		return perr.Because(perr.ReadTimedout, "upgraded connection", err).AsIn()
+	case errors.As(err, &fe):
+		return perr.Because(perr.InternalError, "upgraded connection", err).AsIn()
+	case errors.As(err, &ee):
+		t := perr.ReadError
+		switch _, proto := ws.IsCloseError(err); {
+		case proto:
+			t = errWebSocket
+		case errors.Is(err, ws.ErrWriteTimeout):
+			t = perr.WriteTimedout
+		case ee.Op == "write":
+			t = perr.WriteError
+		case isClosed(ee.Err):
+			t = perr.ConnectionClosed
 		}
-	}
-	done := make(chan struct{}, 2)
-	relay := func(dst, src net.Conn) {
-		io.Copy(dst, src)
-		// Half-close when possible so the other direction can finish; otherwise close.
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		} else {
-			dst.Close()
+		e := perr.Because(t, "upgraded connection", err)
+		if ee.Side == ws.ClientSide {
+			return e.AsDown()
 		}
-		done <- struct{}{}
+		return e.AsUp()
 	}
-	go relay(uconn, dconn)
-	go relay(dconn, uconn)
-	<-done
-	// One side finished; give the other a moment to drain, then cut both.
-	t := time.NewTimer(5 * time.Second)
-	defer t.Stop()
-	select {
-	case <-done:
-		dconn.Close()
-		uconn.Close()
-	case <-t.C:
-		dconn.Close()
-		uconn.Close()
-		<-done
-	}
-	return nil
+	return perr.Because(perr.InternalError, "upgraded connection", err).AsIn()
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
