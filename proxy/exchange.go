@@ -157,7 +157,7 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 			return perr.Explain(perr.InvalidHTTPHeader, "switching protocols over HTTP/2").AsUp()
 		}
 		if st.h2s != nil {
-			return p.tunnelH2(st, h1cs)
+			return p.tunnelH2(st, h1cs, ctx)
 		}
 		return p.tunnel(st, h1cs, ctx)
 	}

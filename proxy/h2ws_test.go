@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/websocket"
 
+	"github.com/pingora-go/pingora/protocols/ws"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/upstream"
 )
@@ -65,8 +66,14 @@ func readWSFrame(r io.Reader) (byte, []byte, error) {
 }
 
 // TestWebSocketOverH2 opens a WebSocket over an HTTP/2 stream (RFC 8441 extended CONNECT)
-// through the proxy to an HTTP/1.1 WebSocket echo server, and exchanges messages.
+// through the proxy to an HTTP/1.1 WebSocket echo server, and exchanges messages: as a raw
+// tunnel, and through a message filter that rewrites what the client sends.
 func TestWebSocketOverH2(t *testing.T) {
+	t.Run("raw", func(t *testing.T) { testWebSocketOverH2(t, false) })
+	t.Run("filtered", func(t *testing.T) { testWebSocketOverH2(t, true) })
+}
+
+func testWebSocketOverH2(t *testing.T, filtered bool) {
 	var sawPath, sawProto string
 	origin := startOrigin(t, websocket.Server{
 		Handshake: func(c *websocket.Config, r *http.Request) error {
@@ -84,7 +91,20 @@ func TestWebSocketOverH2(t *testing.T) {
 			}
 		},
 	})
-	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	base := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	var app proxy.ProxyHTTP[testCtx] = base
+	prefix := "echo: "
+	if filtered {
+		fa := &wsFilterApp{wsOptsApp: wsOptsApp{testApp: base, opts: proxy.DefaultWebSocketOptions}}
+		fa.filter = func(m *ws.Message) (ws.Action, error) {
+			if m.Direction == ws.FromClient && m.Opcode == ws.OpText {
+				m.Payload = append([]byte("filtered "), m.Payload...)
+			}
+			return ws.Pass, nil
+		}
+		app = fa
+		prefix = "echo: filtered "
+	}
 	opts := proxy.Options{H2C: true}
 	opts.H2.EnableConnectProtocol = true
 	addr, _ := startProxy(t, app, opts)
@@ -118,7 +138,7 @@ func TestWebSocketOverH2(t *testing.T) {
 			t.Fatal(err)
 		}
 		op, got, err := readWSFrame(resp.Body)
-		if err != nil || op != 1 || string(got) != "echo: "+msg {
+		if err != nil || op != 1 || string(got) != prefix+msg {
 			t.Fatalf("op %d, %d bytes %.40q, %v", op, len(got), got, err)
 		}
 	}
