@@ -51,6 +51,11 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 		}
 		req.Version = header.HTTP2
 	}
+	// A WebSocket over HTTP/2 going to an HTTP/2 upstream stays an extended CONNECT.
+	extConnect := h1cs == nil && st.wsKey != ""
+	if extConnect {
+		toExtendedConnect(req, up)
+	}
 	if req.Has("Expect") {
 		// The proxy answers 100-continue itself when it starts reading the body.
 		req.Remove("Expect")
@@ -67,7 +72,7 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 		stop := context.AfterFunc(st.h2s.Context(), up.abort)
 		defer stop()
 	}
-	if err := up.writeHead(req, !pumping); err != nil {
+	if err := up.writeHead(req, !pumping && !extConnect); err != nil {
 		return reusedOnly(err)
 	}
 	if pumping {
@@ -136,6 +141,7 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 			return err
 		}
 	}
+	tunnelUp := extConnect && resp.Status >= 200 && resp.Status < 300
 
 	err = st.phases(pumping, func() error {
 		if err := p.app.UpstreamResponseFilter(s, resp, ctx); err != nil {
@@ -151,6 +157,9 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 	}
 	if err := s.writeHeader(resp, false); err != nil {
 		return err
+	}
+	if tunnelUp {
+		return p.tunnelH2H2(st, up.(*h2Up).cs(), ctx)
 	}
 	if switchProto {
 		if h1cs == nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora/protocols/h2"
+	"github.com/pingora-go/pingora/upstream"
 )
 
 // DefaultPrefaceTimeout bounds the wait for a cleartext client's first bytes when H2C is on.
@@ -46,6 +47,16 @@ func (st *conn[C]) isUpgrade() bool {
 		return st.ds.IsUpgradeRequest()
 	}
 	return st.wsKey != ""
+}
+
+// needsH1 reports whether the request must go over HTTP/1.1 to peer: an HTTP/1.1 Upgrade, or
+// a WebSocket over HTTP/2 to a peer not set to HTTP/2 only (an HTTP/2-only peer gets the
+// extended CONNECT as it came).
+func (st *conn[C]) needsH1(peer *upstream.Peer) bool {
+	if st.ds != nil {
+		return st.ds.IsUpgradeRequest()
+	}
+	return st.wsKey != "" && peer.Options.ALPN != upstream.H2
 }
 
 // isH2 tells whether c speaks HTTP/2: a TLS connection whose handshake chose "h2" by ALPN,

@@ -87,6 +87,77 @@ func (p *Proxy[C]) tunnelH2(st *conn[C], cs *h1.ClientSession, ctx *C) error {
 	return tunnelErr(ws.Pipe(client, server, &o))
 }
 
+// toExtendedConnect turns the HTTP/1.1 handshake that an extended CONNECT was translated to
+// back into an extended CONNECT, for an HTTP/2 upstream.
+func toExtendedConnect(req *header.RequestHeader, up upstreamSession) {
+	req.SetMethod("CONNECT")
+	req.Remove("Upgrade")
+	req.Remove("Connection")
+	req.Remove("Sec-WebSocket-Key")
+	up.(*h2Up).cs().SetProtocol("websocket")
+}
+
+// tunnelH2H2 relays a WebSocket between a downstream HTTP/2 stream and an upstream one, both
+// opened by extended CONNECT, as tunnelH2 does with an HTTP/1.1 upstream.
+func (p *Proxy[C]) tunnelH2H2(st *conn[C], cs *h2.ClientStream, ctx *C) error {
+	s := &st.sess
+	if err := st.h2s.Flush(); err != nil {
+		return err
+	}
+	cs.SetTimeouts(0, 0) // the relay enforces the WebSocket timeouts
+	o := DefaultWebSocketOptions
+	if wc, ok := p.app.(WebSocketConfig[C]); ok {
+		o = wc.WebSocketOptions(s, ctx)
+	}
+	client := ws.Endpoint{Conn: &h2StreamConn{ss: st.h2s}}
+	server := ws.Endpoint{Conn: &h2ClientStreamConn{cs: cs}}
+	if f, ok := p.app.(WebSocketFilter[C]); ok {
+		if deflate, ok := negotiated(&st.upReq, &cs.Resp); ok {
+			o.Deflate = deflate
+			return tunnelErr(ws.Relay(client, server, &o, func(m *ws.Message) (ws.Action, error) {
+				return f.WebSocketMessage(s, ctx, m)
+			}))
+		}
+	}
+	return tunnelErr(ws.Pipe(client, server, &o))
+}
+
+// h2ClientStreamConn is the byte stream of an upstream HTTP/2 stream opened by extended
+// CONNECT: the request body is written, the response body read.
+type h2ClientStreamConn struct {
+	cs     *h2.ClientStream
+	unread []byte
+}
+
+func (c *h2ClientStreamConn) Read(p []byte) (int, error) {
+	for len(c.unread) == 0 {
+		b, err := c.cs.ReadBody()
+		if len(b) == 0 && err != nil {
+			return 0, err
+		}
+		c.unread = b
+	}
+	n := copy(p, c.unread)
+	c.unread = c.unread[n:]
+	return n, nil
+}
+
+func (c *h2ClientStreamConn) Write(p []byte) (int, error) {
+	if err := c.cs.WriteBody(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// CloseWrite ends the request body: END_STREAM.
+func (c *h2ClientStreamConn) CloseWrite() error { return c.cs.FinishRequest(nil) }
+
+// Close resets the stream, unblocking a Read or Write in progress.
+func (c *h2ClientStreamConn) Close() error {
+	c.cs.Abort()
+	return nil
+}
+
 // h2StreamConn is the byte stream of an HTTP/2 stream carrying a WebSocket: the request's
 // DATA frames are read, the response's written. Close unblocks a Read or Write in progress on
 // another goroutine, as the relay's timeouts need.

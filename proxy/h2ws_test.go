@@ -14,6 +14,8 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/websocket"
 
+	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/protocols/h2"
 	"github.com/pingora-go/pingora/protocols/ws"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/upstream"
@@ -161,4 +163,160 @@ func testWebSocketOverH2(t *testing.T, filtered bool) {
 	if resp2.StatusCode != 501 {
 		t.Fatalf(":protocol webtransport answered %d, want 501", resp2.StatusCode)
 	}
+}
+
+// readMaskedWSFrame reads one frame a client sent (masked) and returns its opcode and the
+// unmasked payload.
+func readMaskedWSFrame(r io.Reader) (byte, []byte, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var e [2]byte
+		if _, err := io.ReadFull(r, e[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(e[:]))
+	case 127:
+		var e [8]byte
+		if _, err := io.ReadFull(r, e[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(e[:])
+	}
+	var mask [4]byte
+	if _, err := io.ReadFull(r, mask[:]); err != nil {
+		return 0, nil, err
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return 0, nil, err
+	}
+	for i := range p {
+		p[i] ^= mask[i%4]
+	}
+	return h[0] & 0x0f, p, nil
+}
+
+// serverWSFrame encodes an unmasked frame, as a server sends.
+func serverWSFrame(opcode byte, payload []byte) []byte {
+	b := []byte{0x80 | opcode}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, byte(n))
+	case n < 1<<16:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
+}
+
+// TestWebSocketOverH2ToH2Upstream runs a WebSocket over HTTP/2 through the proxy to an
+// HTTP/2-only upstream: the extended CONNECT goes upstream as it came, through x/net's client
+// (Go's own HTTP/2 server refuses extended CONNECT unless GODEBUG=http2xconnect=1, so the
+// upstream is a protocols/h2 server), and the frames are relayed stream to stream.
+func TestWebSocketOverH2ToH2Upstream(t *testing.T) {
+	saw := make(chan string, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			sc := h2.NewServerConn(c, &h2.ServerOptions{EnableConnectProtocol: true})
+			go sc.Serve(func(ss *h2.ServerStream) {
+				saw <- string(ss.Req.Method()) + " " + ss.Protocol()
+				resp := header.NewResponse(200)
+				if v, ok := ss.Req.Get("sec-websocket-protocol"); ok {
+					resp.AppendBytes([]byte("sec-websocket-protocol"), v)
+				}
+				ss.WriteResponseHeader(resp)
+				ss.Flush()
+				r := &streamReader{ss: ss}
+				for {
+					op, p, err := readMaskedWSFrame(r)
+					if err != nil || op == 8 {
+						ss.FinishResponse(nil)
+						return
+					}
+					ss.WriteBody(serverWSFrame(op, append([]byte("h2 echo: "), p...)))
+				}
+			})
+			t.Cleanup(func() { sc.Close() })
+		}
+	}()
+	origin := struct{ addr string }{ln.Addr().String()}
+	peer := mustPeer(t, origin.addr)
+	peer.Options.ALPN = upstream.H2
+	app := &testApp{peers: []*upstream.Peer{peer}}
+	opts := proxy.Options{H2C: true}
+	opts.H2.EnableConnectProtocol = true
+	addr, _ := startProxy(t, app, opts)
+
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, a)
+	}}
+	defer tr.CloseIdleConnections()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "CONNECT", "http://"+addr+"/chat", pr)
+	req.Header.Set(":protocol", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Protocol", "chat")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Sec-WebSocket-Protocol") != "chat" {
+		t.Fatalf("answered %d %v: %v", resp.StatusCode, resp.Header, app.lastErr.Load())
+	}
+	if got := <-saw; got != "CONNECT websocket" {
+		t.Fatalf("upstream saw %q, want an extended CONNECT for websocket", got)
+	}
+	for _, msg := range []string{"one", strings.Repeat("two ", 10000)} {
+		if _, err := pw.Write(wsFrame(1, []byte(msg))); err != nil {
+			t.Fatal(err)
+		}
+		op, got, err := readWSFrame(resp.Body)
+		if err != nil || op != 1 || string(got) != "h2 echo: "+msg {
+			t.Fatalf("op %d, %d bytes %.40q, %v", op, len(got), got, err)
+		}
+	}
+	pw.Write(wsFrame(8, []byte{0x03, 0xe8}))
+	pw.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatalf("stream did not end cleanly: %v", err)
+	}
+}
+
+// streamReader reads a ServerStream's request body as an io.Reader.
+type streamReader struct {
+	ss   *h2.ServerStream
+	rest []byte
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	for len(r.rest) == 0 {
+		b, err := r.ss.ReadBody()
+		if len(b) == 0 && err != nil {
+			return 0, err
+		}
+		r.rest = b
+	}
+	n := copy(p, r.rest)
+	r.rest = r.rest[n:]
+	return n, nil
 }

@@ -534,7 +534,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 		var hs connector.HTTPSession
 		var reused bool
 		if err == nil {
-			hs, reused, err = p.conn.GetHTTP(context.Background(), peer, st.isUpgrade())
+			hs, reused, err = p.conn.GetHTTP(context.Background(), peer, st.needsH1(peer))
 			if err != nil && slot != nil {
 				slot()
 			}

@@ -247,6 +247,7 @@ type ClientStream struct {
 	rtErr  error // the round trip's error, once ReadResponseHeader got it
 	buf    *[bodyBufSize]byte
 
+	protocol string // :protocol of an extended CONNECT
 	reqDone  bool
 	bodyDone bool
 	read     int64
@@ -259,6 +260,12 @@ type ClientStream struct {
 	rtimer, wtimer            *time.Timer
 	timedOut                  atomic.Bool
 }
+
+// SetProtocol makes a CONNECT request an extended CONNECT (RFC 8441) for protocol, such as
+// "websocket": :protocol, :scheme and :path (the request's target) are sent, and the request
+// waits for the server's SETTINGS_ENABLE_CONNECT_PROTOCOL (it fails when the server does not
+// allow it). Call it before WriteRequestHeader.
+func (s *ClientStream) SetProtocol(protocol string) { s.protocol = protocol }
 
 // Conn returns the connection the stream belongs to.
 func (s *ClientStream) Conn() *ClientConn { return s.c }
@@ -331,7 +338,7 @@ func (s *ClientStream) WriteRequestHeader(req *header.RequestHeader, endStream b
 		}
 		u.Opaque = abs.RequestURI()
 	}
-	if req.IsMethod("CONNECT") {
+	if req.IsMethod("CONNECT") && s.protocol == "" {
 		u = &url.URL{Host: target}
 		authority = target
 	}
@@ -345,6 +352,9 @@ func (s *ClientStream) WriteRequestHeader(req *header.RequestHeader, endStream b
 		Header:     make(http.Header, req.Len()+1),
 	}
 	fieldsToHTTP(&req.Fields, r.Header, "", true)
+	if s.protocol != "" {
+		r.Header[":protocol"] = []string{s.protocol}
+	}
 	if _, ok := r.Header["User-Agent"]; !ok {
 		// An empty entry keeps x/net's client from adding its own User-Agent.
 		r.Header["User-Agent"] = nil
