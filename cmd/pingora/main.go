@@ -215,6 +215,7 @@ func services(f *flags, c *conf.ServerConf, addr listeners.Address, logger *slog
 		return nil, err
 	}
 	popts := proxy.Options{MaxRetries: c.MaxRetries, Connector: conn, Logger: logger, H2C: f.h2c}
+	popts.H2.EnableConnectProtocol = true // WebSocket over HTTP/2
 	if f.compress {
 		popts.Modules = append(popts.Modules, proxy.NewCompression(compression.Options{}))
 	}
