@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZTIME=${FUZZTIME:-4s}
-packages=(nginx-light haproxy wrk curl nghttp2-client ca-certificates redis-server)
+packages=(nginx-light haproxy wrk curl nghttp2-client ca-certificates redis-server chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
