@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,14 @@ type ServerOptions struct {
 	DrainLimit int64
 	// DrainTimeout bounds that draining (default 5 s).
 	DrainTimeout time.Duration
+	// MinBodyRate, in bytes per second, is the slowest average rate at which a request body
+	// may arrive once BodyRateGrace has passed since its reading began; a slower body fails
+	// with ReadTimedout (answered 408 when no response started). 0 checks no rate: only
+	// ReadTimeout bounds each read. It stops clients that keep a request alive by sending a
+	// byte just before each read timeout.
+	MinBodyRate int64
+	// BodyRateGrace is how long a body may take before MinBodyRate applies (default 10 s).
+	BodyRateGrace time.Duration
 }
 
 // Defaults of ServerOptions.
@@ -42,6 +51,8 @@ const (
 	DefaultWriteTimeout = 60 * time.Second
 	DefaultDrainLimit   = 64 << 10
 	DefaultDrainTimeout = 5 * time.Second
+	// DefaultBodyRateGrace is the default of ServerOptions.BodyRateGrace.
+	DefaultBodyRateGrace = 10 * time.Second
 )
 
 func durOr(v, d time.Duration) time.Duration {
@@ -75,7 +86,8 @@ type ServerSession struct {
 	keepAlive      bool // the client allows reuse and nothing has ruled it out
 	closeAfter     bool // the server decided to close after this response
 	headSent       bool // final response head written
-	bodyStarted    bool // request body reading started
+	bodyStarted    bool      // request body reading started
+	bodyStart      time.Time // when, if MinBodyRate is set
 	expectContinue bool
 	interimSent    bool
 	respStatus     int
@@ -281,6 +293,9 @@ func (s *ServerSession) ExpectsContinue() bool { return s.expectContinue && !s.i
 func (s *ServerSession) ReadBody() ([]byte, error) {
 	if !s.bodyStarted {
 		s.bodyStarted = true
+		if s.opts.MinBodyRate > 0 {
+			s.bodyStart = time.Now()
+		}
 		if s.expectContinue && !s.interimSent && !s.headSent {
 			s.interimSent = true
 			if err := s.wr.write(continueResponse); err != nil {
@@ -292,6 +307,9 @@ func (s *ServerSession) ReadBody() ([]byte, error) {
 		}
 	}
 	p, err := s.reqBody.next(&s.rd, &s.opts.Limits)
+	if err == nil && s.opts.MinBodyRate > 0 && !s.reqBody.done {
+		err = s.checkBodyRate()
+	}
 	if err != nil && err != io.EOF {
 		s.bodyFailed.Store(true)
 	}
@@ -299,6 +317,19 @@ func (s *ServerSession) ReadBody() ([]byte, error) {
 		s.bodyDone.Store(true)
 	}
 	return p, err
+}
+
+// checkBodyRate fails a body arriving slower than MinBodyRate on average, past the grace.
+func (s *ServerSession) checkBodyRate() error {
+	el := time.Since(s.bodyStart)
+	if el <= durOr(s.opts.BodyRateGrace, DefaultBodyRateGrace) {
+		return nil
+	}
+	if float64(s.reqBody.read) >= float64(s.opts.MinBodyRate)*el.Seconds() {
+		return nil
+	}
+	return perr.Explain(perr.ReadTimedout, "request body arriving slower than "+
+		strconv.FormatInt(s.opts.MinBodyRate, 10)+" bytes/s").AsDown()
 }
 
 // WriteContinue answers "Expect: 100-continue" now, so that a body read from another goroutine
