@@ -83,9 +83,9 @@ type ServerSession struct {
 	respBody   bodyWriter
 
 	served         int
-	keepAlive      bool // the client allows reuse and nothing has ruled it out
-	closeAfter     bool // the server decided to close after this response
-	headSent       bool // final response head written
+	keepAlive      bool      // the client allows reuse and nothing has ruled it out
+	closeAfter     bool      // the server decided to close after this response
+	headSent       bool      // final response head written
 	bodyStarted    bool      // request body reading started
 	bodyStart      time.Time // when, if MinBodyRate is set
 	expectContinue bool
