@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -500,6 +501,52 @@ func TestServerStreamBehaviour(t *testing.T) {
 			if tc.check != nil {
 				tc.check(t, x, cc)
 			}
+		})
+	}
+}
+
+// TestControlFrameFloods sends endless PING and SETTINGS frames without reading the
+// acknowledgements: the server must not queue acknowledgements without bound. It stops
+// reading while its writes are blocked (and its write timeout closes the connection), so
+// within two seconds the flood stalls or fails on the client's side, and the heap stays flat.
+func TestControlFrameFloods(t *testing.T) {
+	for _, kind := range []string{"ping", "settings"} {
+		t.Run(kind, func(t *testing.T) {
+			addr := serve(t, &ServerOptions{WriteTimeout: 500 * time.Millisecond}, nil, nil, func(s *ServerStream) {})
+			r := dialRaw(t, addr)
+			if tc, ok := r.Conn.(*net.TCPConn); ok {
+				tc.SetReadBuffer(4 << 10) // the acknowledgements pile up at the server at once
+			}
+			runtime.GC()
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			var err error
+			var sent int
+			r.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			var longest time.Duration // the longest a single write was held back
+			for ; err == nil && sent < 2_000_000; sent++ {
+				t0 := time.Now()
+				if kind == "ping" {
+					err = r.fr.WritePing(false, [8]byte{byte(sent)})
+				} else {
+					err = r.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
+				}
+				longest = max(longest, time.Since(t0))
+			}
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			if err == nil {
+				t.Fatalf("the server took %d %s frames it could not acknowledge", sent, kind)
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && longest < 300*time.Millisecond {
+				t.Fatalf("the flood was never held back (longest write %v): the server reads without bound", longest)
+			}
+			if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 16<<20 {
+				t.Fatalf("heap grew by %d MiB during the flood", grown>>20)
+			}
+			t.Logf("flood of %d %s frames stopped after %v: %v", sent, kind, time.Since(start), err)
 		})
 	}
 }
