@@ -41,25 +41,6 @@ func startH2COrigin(t testing.TB, h http.Handler) *countingServer {
 	return cs
 }
 
-func startOriginWith(t testing.TB, h http.Handler, tune func(*http.Server)) *countingServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := &countingServer{addr: ln.Addr().String()}
-	cs.Server = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			if st == http.StateNew {
-				cs.conns.Add(1)
-			}
-		}}
-	tune(cs.Server)
-	go cs.Serve(ln)
-	t.Cleanup(func() { cs.Close() })
-	return cs
-}
-
 // h2Echo answers with the protocol it was reached over, the method, the host, the body
 // length and a digest of the body, and sends a trailer when the request had one.
 func h2Echo(w http.ResponseWriter, r *http.Request) {
@@ -181,11 +162,10 @@ func TestH1DownstreamToH2CUpstreamSharesConnection(t *testing.T) {
 	}
 }
 
-// tlsOrigin serves h over TLS with a certificate for localhost from ca, offering protos by
-// ALPN.
-func tlsOrigin(t testing.TB, ca *testpki.CA, h http.Handler, protos ...string) *countingServer {
+// leafCert issues a certificate for names from ca.
+func leafCert(t testing.TB, ca *testpki.CA, names ...string) tls.Certificate {
 	t.Helper()
-	leaf, err := ca.Issue(testpki.LeafOptions{Names: []string{"localhost"}})
+	leaf, err := ca.Issue(testpki.LeafOptions{Names: names})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,44 +173,33 @@ func tlsOrigin(t testing.TB, ca *testpki.CA, h http.Handler, protos ...string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := &countingServer{addr: ln.Addr().String()}
-	cs.Server = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: protos},
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			if st == http.StateNew {
-				cs.conns.Add(1)
+	return cert
+}
+
+// tlsOrigin serves h over TLS with a certificate for localhost from ca, offering protos by
+// ALPN.
+func tlsOrigin(t testing.TB, ca *testpki.CA, h http.Handler, protos ...string) *countingServer {
+	t.Helper()
+	cert := leafCert(t, ca, "localhost")
+	return startOriginWith(t, h, func(s *http.Server) {
+		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: protos}
+		s.Protocols = new(http.Protocols)
+		for _, p := range protos {
+			switch p {
+			case "h2":
+				s.Protocols.SetHTTP2(true)
+			case "http/1.1":
+				s.Protocols.SetHTTP1(true)
 			}
-		}}
-	cs.Server.Protocols = new(http.Protocols)
-	for _, p := range protos {
-		switch p {
-		case "h2":
-			cs.Server.Protocols.SetHTTP2(true)
-		case "http/1.1":
-			cs.Server.Protocols.SetHTTP1(true)
 		}
-	}
-	go cs.ServeTLS(ln, "", "")
-	t.Cleanup(func() { cs.Close() })
-	return cs
+	})
 }
 
 // startTLSProxy serves app over TLS with ALPN h2 and http/1.1, with a certificate for
 // localhost from ca.
 func startTLSProxy(t testing.TB, app proxy.ProxyHTTP[testCtx], ca *testpki.CA, opts proxy.Options) string {
 	t.Helper()
-	leaf, err := ca.Issue(testpki.LeafOptions{Names: []string{"localhost"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := leaf.TLSCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := leafCert(t, ca, "localhost")
 	to := listeners.TLSOptions{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }}
 	to.EnableH2()
 	settings, err := listeners.NewTLS(to)

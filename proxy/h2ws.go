@@ -60,7 +60,6 @@ func h2WebSocketAccepted(resp *header.ResponseHeader, key string) error {
 // HTTP/1.1 connection, as tunnel does for an HTTP/1.1 client: message by message through the
 // app's WebSocketFilter when it has one, else as raw bytes, under the WebSocket timeouts.
 func (p *Proxy[C]) tunnelH2(st *conn[C], cs *h1.ClientSession, ctx *C) error {
-	s := &st.sess
 	ss := st.h2s
 	cs.MarkBroken()
 	if err := ss.Flush(); err != nil {
@@ -68,23 +67,7 @@ func (p *Proxy[C]) tunnelH2(st *conn[C], cs *h1.ClientSession, ctx *C) error {
 	}
 	uconn, urest := cs.Hijack()
 	uconn.SetDeadline(time.Time{})
-	o := DefaultWebSocketOptions
-	if wc, ok := p.app.(WebSocketConfig[C]); ok {
-		o = wc.WebSocketOptions(s, ctx)
-	}
-	client := ws.Endpoint{Conn: &h2StreamConn{ss: ss}}
-	server := ws.Endpoint{Conn: uconn, Buffered: urest}
-	if f, ok := p.app.(WebSocketFilter[C]); ok {
-		if deflate, ok := negotiated(&st.upReq, &cs.Resp); ok {
-			o.Deflate = deflate
-			return tunnelErr(ws.Relay(client, server, &o, func(m *ws.Message) (ws.Action, error) {
-				return f.WebSocketMessage(s, ctx, m)
-			}))
-		}
-		p.log.Warn("websocket session relayed unfiltered: its extensions are not understood",
-			"request", p.app.RequestSummary(s, ctx), "extensions", cs.Resp.Value("Sec-WebSocket-Extensions"))
-	}
-	return tunnelErr(ws.Pipe(client, server, &o))
+	return p.relay(st, ctx, ws.Endpoint{Conn: newH2StreamConn(ss)}, ws.Endpoint{Conn: uconn, Buffered: urest}, &cs.Resp, true)
 }
 
 // toExtendedConnect turns the HTTP/1.1 handshake that an extended CONNECT was translated to
@@ -100,38 +83,25 @@ func toExtendedConnect(req *header.RequestHeader, up upstreamSession) {
 // tunnelH2H2 relays a WebSocket between a downstream HTTP/2 stream and an upstream one, both
 // opened by extended CONNECT, as tunnelH2 does with an HTTP/1.1 upstream.
 func (p *Proxy[C]) tunnelH2H2(st *conn[C], cs *h2.ClientStream, ctx *C) error {
-	s := &st.sess
 	if err := st.h2s.Flush(); err != nil {
 		return err
 	}
 	cs.SetTimeouts(0, 0) // the relay enforces the WebSocket timeouts
-	o := DefaultWebSocketOptions
-	if wc, ok := p.app.(WebSocketConfig[C]); ok {
-		o = wc.WebSocketOptions(s, ctx)
-	}
-	client := ws.Endpoint{Conn: &h2StreamConn{ss: st.h2s}}
-	server := ws.Endpoint{Conn: &h2ClientStreamConn{cs: cs}}
-	if f, ok := p.app.(WebSocketFilter[C]); ok {
-		if deflate, ok := negotiated(&st.upReq, &cs.Resp); ok {
-			o.Deflate = deflate
-			return tunnelErr(ws.Relay(client, server, &o, func(m *ws.Message) (ws.Action, error) {
-				return f.WebSocketMessage(s, ctx, m)
-			}))
-		}
-	}
-	return tunnelErr(ws.Pipe(client, server, &o))
+	return p.relay(st, ctx, ws.Endpoint{Conn: newH2StreamConn(st.h2s)}, ws.Endpoint{Conn: newH2ClientStreamConn(cs)}, &cs.Resp, true)
 }
 
-// h2ClientStreamConn is the byte stream of an upstream HTTP/2 stream opened by extended
-// CONNECT: the request body is written, the response body read.
-type h2ClientStreamConn struct {
-	cs     *h2.ClientStream
-	unread []byte
+// streamIO reads and writes the body of an HTTP/2 stream as a byte stream.
+type streamIO struct {
+	body interface {
+		ReadBody() ([]byte, error)
+		WriteBody(p []byte) error
+	}
+	unread []byte // the rest of the last piece ReadBody returned
 }
 
-func (c *h2ClientStreamConn) Read(p []byte) (int, error) {
+func (c *streamIO) Read(p []byte) (int, error) {
 	for len(c.unread) == 0 {
-		b, err := c.cs.ReadBody()
+		b, err := c.body.ReadBody()
 		if len(b) == 0 && err != nil {
 			return 0, err
 		}
@@ -142,11 +112,22 @@ func (c *h2ClientStreamConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *h2ClientStreamConn) Write(p []byte) (int, error) {
-	if err := c.cs.WriteBody(p); err != nil {
+func (c *streamIO) Write(p []byte) (int, error) {
+	if err := c.body.WriteBody(p); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// h2ClientStreamConn is the byte stream of an upstream HTTP/2 stream opened by extended
+// CONNECT: the request body is written, the response body read.
+type h2ClientStreamConn struct {
+	streamIO
+	cs *h2.ClientStream
+}
+
+func newH2ClientStreamConn(cs *h2.ClientStream) *h2ClientStreamConn {
+	return &h2ClientStreamConn{streamIO: streamIO{body: cs}, cs: cs}
 }
 
 // CloseWrite ends the request body: END_STREAM.
@@ -162,29 +143,13 @@ func (c *h2ClientStreamConn) Close() error {
 // DATA frames are read, the response's written. Close unblocks a Read or Write in progress on
 // another goroutine, as the relay's timeouts need.
 type h2StreamConn struct {
+	streamIO
 	ss       *h2.ServerStream
-	unread   []byte // the rest of the last piece ReadBody returned
 	finished atomic.Bool
 }
 
-func (c *h2StreamConn) Read(p []byte) (int, error) {
-	for len(c.unread) == 0 {
-		b, err := c.ss.ReadBody()
-		if len(b) == 0 && err != nil {
-			return 0, err
-		}
-		c.unread = b
-	}
-	n := copy(p, c.unread)
-	c.unread = c.unread[n:]
-	return n, nil
-}
-
-func (c *h2StreamConn) Write(p []byte) (int, error) {
-	if err := c.ss.WriteBody(p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+func newH2StreamConn(ss *h2.ServerStream) *h2StreamConn {
+	return &h2StreamConn{streamIO: streamIO{body: ss}, ss: ss}
 }
 
 // CloseWrite ends the response: END_STREAM, the HTTP/2 half-close.

@@ -41,7 +41,8 @@ func wsFrame(opcode byte, payload []byte) []byte {
 	return b
 }
 
-// readWSFrame reads one unmasked frame from a server and returns its opcode and payload.
+// readWSFrame reads one frame and returns its opcode and payload, unmasked when the sender
+// (a client) masked it.
 func readWSFrame(r io.Reader) (byte, []byte, error) {
 	var h [2]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
@@ -62,9 +63,20 @@ func readWSFrame(r io.Reader) (byte, []byte, error) {
 		}
 		n = binary.BigEndian.Uint64(e[:])
 	}
+	var mask [4]byte
+	if h[1]&0x80 != 0 {
+		if _, err := io.ReadFull(r, mask[:]); err != nil {
+			return 0, nil, err
+		}
+	}
 	p := make([]byte, n)
-	_, err := io.ReadFull(r, p)
-	return h[0] & 0x0f, p, err
+	if _, err := io.ReadFull(r, p); err != nil {
+		return 0, nil, err
+	}
+	for i := range p {
+		p[i] ^= mask[i%4]
+	}
+	return h[0] & 0x0f, p, nil
 }
 
 // TestWebSocketOverH2 opens a WebSocket over an HTTP/2 stream (RFC 8441 extended CONNECT)
@@ -111,24 +123,8 @@ func testWebSocketOverH2(t *testing.T, filtered bool) {
 	opts.H2.EnableConnectProtocol = true
 	addr, _ := startProxy(t, app, opts)
 
-	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, a)
-	}}
-	defer tr.CloseIdleConnections()
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "CONNECT", "http://"+addr+"/chat", pr)
-	req.Header.Set(":protocol", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Protocol", "chat")
-	req.Header.Set("Origin", "http://"+addr)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	tr := h2cTransport(t)
+	resp, pw := extendedConnect(t, tr, addr)
 	if resp.StatusCode != 200 || resp.Header.Get("Sec-WebSocket-Protocol") != "chat" || resp.Header.Get("Sec-WebSocket-Accept") != "" {
 		t.Fatalf("extended CONNECT answered %d %v", resp.StatusCode, resp.Header)
 	}
@@ -153,7 +149,7 @@ func testWebSocketOverH2(t *testing.T, filtered bool) {
 	pw.Close()
 
 	// Another :protocol is answered 501.
-	req, _ = http.NewRequestWithContext(ctx, "CONNECT", "http://"+addr+"/x", http.NoBody)
+	req, _ := http.NewRequest("CONNECT", "http://"+addr+"/x", http.NoBody)
 	req.Header.Set(":protocol", "webtransport")
 	resp2, err := tr.RoundTrip(req)
 	if err != nil {
@@ -163,42 +159,6 @@ func testWebSocketOverH2(t *testing.T, filtered bool) {
 	if resp2.StatusCode != 501 {
 		t.Fatalf(":protocol webtransport answered %d, want 501", resp2.StatusCode)
 	}
-}
-
-// readMaskedWSFrame reads one frame a client sent (masked) and returns its opcode and the
-// unmasked payload.
-func readMaskedWSFrame(r io.Reader) (byte, []byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var e [2]byte
-		if _, err := io.ReadFull(r, e[:]); err != nil {
-			return 0, nil, err
-		}
-		n = uint64(binary.BigEndian.Uint16(e[:]))
-	case 127:
-		var e [8]byte
-		if _, err := io.ReadFull(r, e[:]); err != nil {
-			return 0, nil, err
-		}
-		n = binary.BigEndian.Uint64(e[:])
-	}
-	var mask [4]byte
-	if _, err := io.ReadFull(r, mask[:]); err != nil {
-		return 0, nil, err
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return 0, nil, err
-	}
-	for i := range p {
-		p[i] ^= mask[i%4]
-	}
-	return h[0] & 0x0f, p, nil
 }
 
 // serverWSFrame encodes an unmasked frame, as a server sends.
@@ -222,64 +182,35 @@ func serverWSFrame(opcode byte, payload []byte) []byte {
 // upstream is a protocols/h2 server), and the frames are relayed stream to stream.
 func TestWebSocketOverH2ToH2Upstream(t *testing.T) {
 	saw := make(chan string, 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	origin := rawOrigin(t, func(c net.Conn) {
+		sc := h2.NewServerConn(c, &h2.ServerOptions{EnableConnectProtocol: true})
+		sc.Serve(func(ss *h2.ServerStream) {
+			saw <- string(ss.Req.Method()) + " " + ss.Protocol()
+			resp := header.NewResponse(200)
+			if v, ok := ss.Req.Get("sec-websocket-protocol"); ok {
+				resp.AppendBytes([]byte("sec-websocket-protocol"), v)
 			}
-			sc := h2.NewServerConn(c, &h2.ServerOptions{EnableConnectProtocol: true})
-			go sc.Serve(func(ss *h2.ServerStream) {
-				saw <- string(ss.Req.Method()) + " " + ss.Protocol()
-				resp := header.NewResponse(200)
-				if v, ok := ss.Req.Get("sec-websocket-protocol"); ok {
-					resp.AppendBytes([]byte("sec-websocket-protocol"), v)
+			ss.WriteResponseHeader(resp)
+			ss.Flush()
+			r := &streamReader{ss: ss}
+			for {
+				op, p, err := readWSFrame(r)
+				if err != nil || op == 8 {
+					ss.FinishResponse(nil)
+					return
 				}
-				ss.WriteResponseHeader(resp)
-				ss.Flush()
-				r := &streamReader{ss: ss}
-				for {
-					op, p, err := readMaskedWSFrame(r)
-					if err != nil || op == 8 {
-						ss.FinishResponse(nil)
-						return
-					}
-					ss.WriteBody(serverWSFrame(op, append([]byte("h2 echo: "), p...)))
-				}
-			})
-			t.Cleanup(func() { sc.Close() })
-		}
-	}()
-	origin := struct{ addr string }{ln.Addr().String()}
-	peer := mustPeer(t, origin.addr)
+				ss.WriteBody(serverWSFrame(op, append([]byte("h2 echo: "), p...)))
+			}
+		})
+	})
+	peer := mustPeer(t, origin)
 	peer.Options.ALPN = upstream.H2
 	app := &testApp{peers: []*upstream.Peer{peer}}
 	opts := proxy.Options{H2C: true}
 	opts.H2.EnableConnectProtocol = true
 	addr, _ := startProxy(t, app, opts)
 
-	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, a)
-	}}
-	defer tr.CloseIdleConnections()
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "CONNECT", "http://"+addr+"/chat", pr)
-	req.Header.Set(":protocol", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Protocol", "chat")
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, pw := extendedConnect(t, h2cTransport(t), addr)
 	if resp.StatusCode != 200 || resp.Header.Get("Sec-WebSocket-Protocol") != "chat" {
 		t.Fatalf("answered %d %v: %v", resp.StatusCode, resp.Header, app.lastErr.Load())
 	}
@@ -319,4 +250,34 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	n := copy(p, r.rest)
 	r.rest = r.rest[n:]
 	return n, nil
+}
+
+// h2cTransport is x/net's HTTP/2 client over cleartext TCP, which can send extended CONNECT.
+func h2cTransport(t testing.TB) *http2.Transport {
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, a)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
+}
+
+// extendedConnect opens a WebSocket over HTTP/2 to addr's /chat (subprotocol "chat"): the
+// response's body reads the server's frames, pw writes the client's.
+func extendedConnect(t testing.TB, tr *http2.Transport, addr string) (*http.Response, *io.PipeWriter) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "CONNECT", "http://"+addr+"/chat", pr)
+	req.Header.Set(":protocol", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Protocol", "chat")
+	req.Header.Set("Origin", "http://"+addr)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp, pw
 }

@@ -132,6 +132,13 @@ type countingServer struct {
 
 func startOrigin(t testing.TB, h http.Handler) *countingServer {
 	t.Helper()
+	return startOriginWith(t, h, nil)
+}
+
+// startOriginWith is startOrigin with tune (may be nil) applied to the server first; a
+// server given a TLSConfig serves TLS.
+func startOriginWith(t testing.TB, h http.Handler, tune func(*http.Server)) *countingServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +150,14 @@ func startOrigin(t testing.TB, h http.Handler) *countingServer {
 				cs.conns.Add(1)
 			}
 		}}
-	go cs.Serve(ln)
+	if tune != nil {
+		tune(cs.Server)
+	}
+	if cs.TLSConfig != nil {
+		go cs.ServeTLS(ln, "", "")
+	} else {
+		go cs.Serve(ln)
+	}
 	t.Cleanup(func() { cs.Close() })
 	return cs
 }

@@ -22,14 +22,7 @@ func TestSessionTLSState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := ca.Issue(testpki.LeafOptions{Names: []string{"proxy.test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := leaf.TLSCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := leafCert(t, ca, "proxy.test")
 	settings, err := listeners.NewTLS(listeners.TLSOptions{
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
 	})

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/protocols/h1"
 	"github.com/pingora-go/pingora/protocols/ws"
@@ -43,25 +44,34 @@ func (p *Proxy[C]) tunnel(st *conn[C], cs *h1.ClientSession, ctx *C) error {
 	dconn.SetDeadline(time.Time{})
 	uconn.SetDeadline(time.Time{})
 
+	client := ws.Endpoint{Conn: dconn, Buffered: drest}
+	server := ws.Endpoint{Conn: uconn, Buffered: urest}
+	return p.relay(st, ctx, client, server, &cs.Resp, isWebSocket(&st.upReq, &cs.Resp))
+}
+
+// relay runs an upgraded session between client and server until it ends: a WebSocket (as
+// the request and resp negotiated it) through the app's WebSocketFilter when it has one,
+// anything else, or a WebSocket without a filter, as raw bytes; both under the app's
+// WebSocket options.
+func (p *Proxy[C]) relay(st *conn[C], ctx *C, client, server ws.Endpoint, resp *header.ResponseHeader, websocket bool) error {
+	s := &st.sess
 	o := DefaultWebSocketOptions
 	if wc, ok := p.app.(WebSocketConfig[C]); ok {
 		o = wc.WebSocketOptions(s, ctx)
 	}
-	client := ws.Endpoint{Conn: dconn, Buffered: drest}
-	server := ws.Endpoint{Conn: uconn, Buffered: urest}
-	if !isWebSocket(&st.upReq, &cs.Resp) {
+	if !websocket {
 		o.Stats = otherUpgrades
 		return tunnelErr(ws.Pipe(client, server, &o))
 	}
 	if f, ok := p.app.(WebSocketFilter[C]); ok {
-		if deflate, ok := negotiated(&st.upReq, &cs.Resp); ok {
+		if deflate, ok := negotiated(&st.upReq, resp); ok {
 			o.Deflate = deflate
 			return tunnelErr(ws.Relay(client, server, &o, func(m *ws.Message) (ws.Action, error) {
 				return f.WebSocketMessage(s, ctx, m)
 			}))
 		}
 		p.log.Warn("websocket session relayed unfiltered: its extensions are not understood",
-			"request", p.app.RequestSummary(s, ctx), "extensions", cs.Resp.Value("Sec-WebSocket-Extensions"))
+			"request", p.app.RequestSummary(s, ctx), "extensions", resp.Value("Sec-WebSocket-Extensions"))
 	}
 	return tunnelErr(ws.Pipe(client, server, &o))
 }
