@@ -89,7 +89,7 @@ var ErrServerClosed = errors.New("h2: connection closed")
 type ServerConn struct {
 	conn  net.Conn
 	opts  ServerOptions // with defaults filled in
-	calls chan func()   // work of handlers, run by the serve loop
+	calls chan call     // work of handlers, run by the serve loop
 	done  chan struct{} // closed when Serve returns
 
 	shutdownOnce sync.Once
@@ -132,7 +132,8 @@ type stream struct {
 	localDone  bool // END_STREAM sent
 	headSent   bool
 	reset      bool
-	pending    *dataWrite
+	pending    *dataWrite // &write while a DATA write waits
+	write      dataWrite
 }
 
 type dataWrite struct {
@@ -157,7 +158,7 @@ func NewServerConn(conn net.Conn, opts *ServerOptions) *ServerConn {
 	return &ServerConn{
 		conn:       conn,
 		opts:       o,
-		calls:      make(chan func(), 16),
+		calls:      make(chan call, 16),
 		done:       make(chan struct{}),
 		shutdownCh: make(chan struct{}),
 	}
@@ -287,8 +288,11 @@ func (c *ServerConn) serve() {
 				c.connError(err)
 				return
 			}
-		case fn := <-c.calls:
-			fn()
+		case cl := <-c.calls:
+			cl.fn()
+			if cl.done != nil {
+				cl.done <- struct{}{}
+			}
 		case <-shutdown:
 			shutdown = nil
 			c.goAway(http2.ErrCodeNo)
@@ -424,17 +428,31 @@ func (c *ServerConn) failStream(st *stream, err error) {
 	}
 }
 
+// call is a piece of work for the serve loop; done (buffered, may be nil) is signaled after it
+// ran.
+type call struct {
+	fn   func()
+	done chan struct{}
+}
+
 // call runs fn on the serve loop and waits for it; it reports false when the connection is
 // gone.
-func (c *ServerConn) call(fn func()) bool {
-	ran := make(chan struct{})
+func (c *ServerConn) call(fn func()) bool { return c.callWith(fn, make(chan struct{}, 1)) }
+
+// callWith is call with a channel of the caller's (capacity 1, used by one goroutine at a
+// time), so that a caller making many calls allocates nothing for them.
+func (c *ServerConn) callWith(fn func(), done chan struct{}) bool {
 	select {
-	case c.calls <- func() { fn(); close(ran) }:
+	case <-done: // a signal left by a call whose connection died while it waited
+	default:
+	}
+	select {
+	case c.calls <- call{fn, done}:
 	case <-c.done:
 		return false
 	}
 	select {
-	case <-ran:
+	case <-done:
 		return true
 	case <-c.done:
 		return false
@@ -444,7 +462,7 @@ func (c *ServerConn) call(fn func()) bool {
 // post hands fn to the serve loop without waiting for it.
 func (c *ServerConn) post(fn func()) {
 	select {
-	case c.calls <- fn:
+	case c.calls <- call{fn: fn}:
 	case <-c.done:
 	}
 }
@@ -538,8 +556,16 @@ func (c *ServerConn) pump() {
 // queueData queues p on the stream for pump and returns a channel that gets the outcome once
 // all of p is written.
 func (c *ServerConn) queueData(st *stream, p []byte, end bool) <-chan error {
-	done := make(chan error, 1)
-	st.pending = &dataWrite{p: p, end: end, done: done}
+	w := &st.write
+	if w.done == nil {
+		w.done = make(chan error, 1)
+	}
+	select {
+	case <-w.done: // an outcome nobody waited for
+	default:
+	}
+	w.p, w.end = p, end
+	st.pending = w
 	c.writers = append(c.writers, st)
-	return done
+	return w.done
 }

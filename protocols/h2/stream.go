@@ -53,7 +53,10 @@ type ServerStream struct {
 	status      int
 	noBody      bool // HEAD request, or a status without body: body bytes are dropped
 	closeConn   bool // SetKeepAlive(false) was called
-	panicked    bool // the handler panicked; set before the serve loop hears of its end
+	op          sendOp
+	runFn       func()        // s.runSend, made once
+	ran         chan struct{} // signals runFn ran
+	panicked    bool          // the handler panicked; set before the serve loop hears of its end
 	fields      []hpack.HeaderField
 }
 
@@ -173,52 +176,71 @@ func (s *ServerStream) WriteResponseHeader(resp *header.ResponseHeader) error {
 	return nil
 }
 
+// sendOp holds the arguments and the outcome of the serve loop's half of a send.
+type sendOp struct {
+	status   int
+	data     []byte
+	end      bool
+	head     bool // status is the final head's
+	trailers bool // end the stream with s.fields as trailers
+	done     <-chan error
+	err      error
+}
+
 // send runs one write on the serve loop: the pending final head (or the interim head of
 // status), then data, then the end of the stream when end is set (with trailers when s.fields
-// holds them). It waits until everything is written.
+// holds them). It waits until everything is written. The serve loop's half is runSend, made
+// once per stream, so a send allocates nothing.
 func (s *ServerStream) send(status int, data []byte, end bool, what string) error {
-	st, c := s.st, s.conn
+	c := s.conn
 	head := s.headPending
 	s.headPending = false
 	if head {
 		status = s.status
 	}
-	trailers := end && !head && len(s.fields) > 0
-	var done <-chan error
-	var err error
-	if !c.call(func() {
-		if st.reset || st.localDone {
-			err = errStreamReset(http2.ErrCodeStreamClosed)
-			return
-		}
-		if status != 0 {
-			c.writeHead(st, status, s.fields, end && len(data) == 0)
-			if head && s.closeConn {
-				c.goAway(http2.ErrCodeNo)
-			}
-		}
-		switch {
-		case len(data) > 0:
-			done = c.queueData(st, data, end)
-		case trailers:
-			c.writeHead(st, 0, s.fields, true)
-		case end && status == 0:
-			c.endStream(st)
-		}
-	}) {
-		err = ErrServerClosed
+	if s.runFn == nil {
+		s.runFn, s.ran = s.runSend, make(chan struct{}, 1)
 	}
-	if err == nil && done != nil {
+	s.op = sendOp{status: status, data: data, end: end, head: head, trailers: end && !head && len(s.fields) > 0}
+	err := ErrServerClosed
+	if c.callWith(s.runFn, s.ran) {
+		err = s.op.err
+	}
+	if err == nil && s.op.done != nil {
 		select {
-		case err = <-done:
+		case err = <-s.op.done:
 		case <-c.done:
 			err = ErrServerClosed
 		}
 	}
+	s.op.data = nil
 	if err != nil {
 		return perr.Because(perr.WriteError, what, err).AsDown()
 	}
 	return nil
+}
+
+// runSend is the serve loop's half of send.
+func (s *ServerStream) runSend() {
+	st, c, op := s.st, s.conn, &s.op
+	if st.reset || st.localDone {
+		op.err = errStreamReset(http2.ErrCodeStreamClosed)
+		return
+	}
+	if op.status != 0 {
+		c.writeHead(st, op.status, s.fields, op.end && len(op.data) == 0)
+		if op.head && s.closeConn {
+			c.goAway(http2.ErrCodeNo)
+		}
+	}
+	switch {
+	case len(op.data) > 0:
+		op.done = c.queueData(st, op.data, op.end)
+	case op.trailers:
+		c.writeHead(st, 0, s.fields, true)
+	case op.end && op.status == 0:
+		c.endStream(st)
+	}
 }
 
 // WriteBody writes a piece of the response body. It returns once the piece is written, and
