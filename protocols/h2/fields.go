@@ -149,8 +149,38 @@ func appendH2Fields(dst []hpack.HeaderField, f *header.Fields) []hpack.HeaderFie
 	return dst
 }
 
-// lowerString returns b in ASCII lowercase as a string.
+// commonNames are field names common in responses, in lowercase, so that sending them
+// allocates no string.
+var commonNames = func() map[string]string {
+	m := make(map[string]string)
+	for _, n := range []string{"accept-ranges", "age", "cache-control", "content-disposition",
+		"content-encoding", "content-language", "content-length", "content-location",
+		"content-range", "content-security-policy", "content-type", "date", "etag", "expires",
+		"last-modified", "link", "location", "retry-after", "server", "set-cookie",
+		"strict-transport-security", "vary", "via", "www-authenticate", "x-content-type-options",
+		"x-frame-options", "access-control-allow-origin", "alt-svc", "grpc-status",
+		"grpc-message", "trailer"} {
+		m[n] = n
+	}
+	return m
+}()
+
+// lowerString returns b in ASCII lowercase as a string, without allocating for a common name
+// already in lowercase or differing from one only in case.
 func lowerString(b []byte) string {
+	if len(b) <= 32 {
+		var buf [32]byte
+		l := buf[:len(b)]
+		for i, c := range b {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			l[i] = c
+		}
+		if n, ok := commonNames[string(l)]; ok {
+			return n
+		}
+	}
 	for i, c := range b {
 		if 'A' <= c && c <= 'Z' {
 			l := []byte(string(b))

@@ -98,3 +98,16 @@ func FuzzServerConn(f *testing.F) {
 		}
 	})
 }
+
+func TestLowerString(t *testing.T) {
+	for in, want := range map[string]string{"Content-Type": "content-type", "content-type": "content-type",
+		"X-Custom-Header": "x-custom-header", "ETAG": "etag", "": "", "a-very-long-field-name-beyond-32-bytes-X": "a-very-long-field-name-beyond-32-bytes-x"} {
+		if got := lowerString([]byte(in)); got != want {
+			t.Errorf("lowerString(%q) = %q, want %q", in, got, want)
+		}
+	}
+	b := []byte("Content-Type")
+	if n := testing.AllocsPerRun(100, func() { lowerString(b) }); n != 0 {
+		t.Errorf("a common name costs %v allocations", n)
+	}
+}

@@ -467,12 +467,45 @@ func (c *ServerConn) post(fn func()) {
 	}
 }
 
+// statusText returns the decimal form of a status, without allocating for the common ones.
+func statusText(status int) string {
+	switch status {
+	case 200:
+		return "200"
+	case 204:
+		return "204"
+	case 206:
+		return "206"
+	case 301:
+		return "301"
+	case 302:
+		return "302"
+	case 304:
+		return "304"
+	case 400:
+		return "400"
+	case 403:
+		return "403"
+	case 404:
+		return "404"
+	case 500:
+		return "500"
+	case 502:
+		return "502"
+	case 503:
+		return "503"
+	case 504:
+		return "504"
+	}
+	return itoa(status)
+}
+
 // writeHead writes a HEADERS frame (and CONTINUATION frames) for a response head or, with
 // status 0, trailers.
 func (c *ServerConn) writeHead(st *stream, status int, fields []hpack.HeaderField, end bool) {
 	c.encBuf.Reset()
 	if status != 0 {
-		c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: itoa(status)})
+		c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
 	}
 	for _, f := range fields {
 		c.enc.WriteField(f)
