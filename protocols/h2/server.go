@@ -421,6 +421,9 @@ func (c *ServerConn) teardown(frames <-chan readResult, readMore chan<- struct{}
 func (c *ServerConn) failStream(st *stream, err error) {
 	st.reset = true
 	st.cancel()
+	if h := st.ss.resetHook.Load(); h != nil {
+		(*h)()
+	}
 	st.ss.body.fail(err)
 	if st.pending != nil {
 		st.pending.done <- err

@@ -53,6 +53,7 @@ type ServerStream struct {
 	status      int
 	noBody      bool // HEAD request, or a status without body: body bytes are dropped
 	closeConn   bool // SetKeepAlive(false) was called
+	resetHook   atomic.Pointer[func()]
 	op          sendOp
 	runFn       func()        // s.runSend, made once
 	ran         chan struct{} // signals runFn ran
@@ -64,6 +65,16 @@ func newServerStream(c *ServerConn, st *stream, ctx context.Context) *ServerStre
 	s := &ServerStream{conn: c, st: st, ctx: ctx}
 	s.body.wake = make(chan struct{}, 1)
 	return s
+}
+
+// SetResetHook arranges for *hook to run when the stream is reset by the client or ends with
+// its connection, as the context's cancellation does but without allocating; nil removes it.
+// The hook runs on the connection's serve loop: it must return quickly and not block. It
+// reports whether the stream is still live: false when it already ended, and the hook will
+// not run for it.
+func (s *ServerStream) SetResetHook(hook *func()) bool {
+	s.resetHook.Store(hook)
+	return s.ctx.Err() == nil
 }
 
 // Context returns the stream's context, canceled when the client resets the stream, the
