@@ -138,6 +138,9 @@ type Entry struct {
 	RequestCC CacheControl
 	// Collapsed is true when the request waited for another one's fill.
 	Collapsed bool
+	// Vary computes the variance of a request for a stored response that varies, in lookups
+	// and in Store; nil means Variance. GetWith sets it.
+	Vary Varier
 
 	permit     *lock.Permit[Key]
 	background bool // a background revalidation is this request's to start
@@ -173,7 +176,7 @@ func (e *Entry) Background() *Entry {
 		return nil
 	}
 	b := &Entry{Key: e.Key, Meta: e.Meta, Freshness: Revalidate, Fwd: FwdStale,
-		RequestCC: e.RequestCC, permit: e.permit}
+		RequestCC: e.RequestCC, Vary: e.Vary, permit: e.permit}
 	e.permit, e.background = nil, false
 	return b
 }
@@ -200,12 +203,25 @@ const maxLockRounds = 4
 //
 // Requests with methods other than GET and HEAD get a Miss with FwdMethod.
 func (c *Cache) Get(ctx context.Context, key Key, req *header.RequestHeader) (*Entry, error) {
+	return c.GetWith(ctx, key, req, nil)
+}
+
+// Varier computes the variance (the secondary key) of req for the stored response m, whose
+// Vary lists the request fields it varies on (m.Vary). A proxy phase implements it to replace
+// the default, Variance(m.Vary, req).
+type Varier interface {
+	Variance(m *Meta, req *header.RequestHeader) Hash
+}
+
+// GetWith is Get with v computing the variances of req (nil means Variance); the entry keeps
+// v for Store.
+func (c *Cache) GetWith(ctx context.Context, key Key, req *header.RequestHeader, v Varier) (*Entry, error) {
 	if !RequestCacheable(req) {
-		return &Entry{Key: key, Fwd: FwdMethod, RequestCC: ParseRequestCacheControl(req)}, nil
+		return &Entry{Key: key, Fwd: FwdMethod, RequestCC: ParseRequestCacheControl(req), Vary: v}, nil
 	}
 	collapsed := false
 	for round := 0; ; round++ {
-		e, err := c.lookup(ctx, key, req)
+		e, err := c.lookup(ctx, key, req, v)
 		if err != nil {
 			return nil, err
 		}
@@ -239,7 +255,7 @@ func (c *Cache) Get(ctx context.Context, key Key, req *header.RequestHeader) (*E
 			c.stats.lockTimeouts.Add(1)
 		}
 		// Given up or timed out: go upstream without holding the key.
-		e, err = c.lookup(ctx, key, req)
+		e, err = c.lookup(ctx, key, req, v)
 		if err != nil {
 			return nil, err
 		}
@@ -256,15 +272,15 @@ func (c *Cache) countLookup(e *Entry) {
 }
 
 // lookup finds the stored response for req without waiting for fills.
-func (c *Cache) lookup(ctx context.Context, key Key, req *header.RequestHeader) (*Entry, error) {
-	e := &Entry{Key: key.PrimaryOnly(), RequestCC: ParseRequestCacheControl(req), Fwd: FwdURIMiss}
+func (c *Cache) lookup(ctx context.Context, key Key, req *header.RequestHeader, v Varier) (*Entry, error) {
+	e := &Entry{Key: key.PrimaryOnly(), RequestCC: ParseRequestCacheControl(req), Fwd: FwdURIMiss, Vary: v}
 	m, body, err := c.storage.Lookup(ctx, e.Key)
 	if err != nil {
 		return nil, err
 	}
 	if m != nil && m.VaryIndex {
 		body.Close()
-		e.Key.Variance = Variance(m.Vary, req)
+		e.Key.Variance = e.variance(m, req)
 		e.Fwd = FwdVaryMiss
 		if m, body, err = c.storage.Lookup(ctx, e.Key); err != nil {
 			return nil, err
@@ -287,24 +303,46 @@ func (c *Cache) lookup(ctx context.Context, key Key, req *header.RequestHeader) 
 }
 
 // ServeHit prepares dst, the head of a response from the cache for req, from e's stored
-// response: a copy of the stored head with Age, Content-Length when the body's length is
-// known, then the client's preconditions (304 or 412) and Range (206 or 416, with plan set for
-// RangePlan.CopyBody), and a Cache-Status member appended. It returns whether a body follows
-// (not for HEAD, 304, 412 or 416). Call it only for a servable entry, or for a stale one being
-// served because the origin failed (staleIfError).
+// response: HitHeader, then the client's preconditions (304 or 412) and Range (206 or 416, with
+// plan set for RangePlan.CopyBody), and the Cache-Status member appended. It returns whether a
+// body follows (not for HEAD, 304, 412 or 416). Call it only for a servable entry, or for a
+// stale one being served because the origin failed (staleIfError).
 func (c *Cache) ServeHit(dst *header.ResponseHeader, e *Entry, req *header.RequestHeader, plan *RangePlan, staleIfError bool) (body bool) {
+	cs := c.HitHeader(dst, e, staleIfError)
+	body = !req.IsMethod("HEAD") && e.Body != nil
+	plan.Result = RangeNone
+	switch EvaluatePreconditions(req, dst) {
+	case NotModified:
+		NotModifiedHeader(dst)
+		body = false
+	case PreconditionFailed:
+		PreconditionFailedHeader(dst)
+		body = false
+	default:
+		plan.Plan(req, dst, e.BodySize(), c.maxRanges)
+		plan.Apply(dst)
+		if plan.Result == RangeUnsatisfiable {
+			body = false
+		}
+	}
+	var buf [160]byte
+	AppendCacheStatus(&dst.Fields, &cs, buf[:0])
+	return body
+}
+
+// HitHeader is the first step of ServeHit, for callers that answer preconditions and ranges
+// themselves: dst becomes a copy of the stored head with Age and, when the body's length is
+// known, Content-Length, and the hit is counted. It returns the Cache-Status member to append
+// once the head is final.
+func (c *Cache) HitHeader(dst *header.ResponseHeader, e *Entry, staleIfError bool) CacheStatus {
 	now := c.now()
 	m := e.Meta
 	dst.CopyFrom(&m.Header)
 	dst.Version = header.HTTP11
-	var buf [160]byte
+	var buf [24]byte
 	dst.Remove("Age")
 	dst.AppendBytes([]byte("Age"), m.AppendAge(buf[:0], now))
-	size := int64(-1)
-	if e.Body != nil {
-		size = e.Body.Size()
-	}
-	if size >= 0 {
+	if size := e.BodySize(); size >= 0 {
 		setContentLength(dst, size)
 	}
 	c.stats.hits.Add(1)
@@ -320,30 +358,45 @@ func (c *Cache) ServeHit(dst *header.ResponseHeader, e *Entry, req *header.Reque
 	case e.Freshness == StaleOK:
 		cs.Detail = "max-stale"
 	}
-	body = !req.IsMethod("HEAD") && e.Body != nil
-	plan.Result = RangeNone
-	switch EvaluatePreconditions(req, dst) {
-	case NotModified:
-		NotModifiedHeader(dst)
-		body = false
-	case PreconditionFailed:
-		dst.SetStatus(412)
-		for _, n := range [...]string{"Content-Type", "Content-Encoding", "Content-Range",
-			"Accept-Ranges", "Content-Length"} {
-			dst.Remove(n)
-		}
-		dst.Append("Content-Length", "0")
-		body = false
-	default:
-		plan.Plan(req, dst, size, c.maxRanges)
-		plan.Apply(dst)
-		if plan.Result == RangeUnsatisfiable {
-			body = false
-		}
-	}
-	AppendCacheStatus(&dst.Fields, &cs, buf[:0])
-	return body
+	return cs
 }
+
+// BodySize returns the length of e's stored body, or -1 when there is none or it is still being
+// written.
+func (e *Entry) BodySize() int64 {
+	if e.Body == nil {
+		return -1
+	}
+	return e.Body.Size()
+}
+
+func (e *Entry) variance(m *Meta, req *header.RequestHeader) Hash {
+	if e.Vary != nil {
+		return e.Vary.Variance(m, req)
+	}
+	return Variance(m.Vary, req)
+}
+
+// PreconditionFailedHeader turns dst, a copy of a stored response head, into a 412
+// Precondition Failed without content.
+func PreconditionFailedHeader(dst *header.ResponseHeader) {
+	dst.SetStatus(412)
+	for _, n := range [...]string{"Content-Type", "Content-Encoding", "Content-Range",
+		"Accept-Ranges", "Content-Length"} {
+		dst.Remove(n)
+	}
+	dst.Append("Content-Length", "0")
+}
+
+// Now returns the cache's current time (Config.Now): the clock request and response times given
+// to Store and Revalidated should come from.
+func (c *Cache) Now() time.Time { return c.now() }
+
+// MaxRanges returns how many ranges a request may ask for (Config.MaxRanges).
+func (c *Cache) MaxRanges() int { return c.maxRanges }
+
+// Name returns the cache's name in Cache-Status.
+func (c *Cache) Name() string { return c.name }
 
 func setContentLength(h *header.ResponseHeader, n int64) {
 	var buf [20]byte
@@ -440,7 +493,7 @@ func (c *Cache) Store(ctx context.Context, e *Entry, req, upReq *header.RequestH
 			e.Release(lock.TransientError)
 			return nil, Storable, err
 		}
-		key.Variance = Variance(m.Vary, req)
+		key.Variance = e.variance(m, req)
 	}
 	w, err := c.storage.Create(ctx, key, m)
 	if err != nil {

@@ -60,6 +60,9 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 		// The proxy answers 100-continue itself when it starts reading the body.
 		req.Remove("Expect")
 	}
+	if s.cache.entry != nil {
+		s.cache.upstreamRequest(req)
+	}
 	if err := p.app.UpstreamRequestFilter(s, req, ctx); err != nil {
 		return err
 	}
@@ -143,9 +146,19 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 	}
 	tunnelUp := extConnect && resp.Status >= 200 && resp.Status < 300
 
+	if s.cache.entry != nil && !switchProto {
+		if done, err := p.cacheUpstreamHead(st, up, resp, pumping, ctx); done || err != nil {
+			return err
+		}
+	}
 	err = st.phases(pumping, func() error {
 		if err := p.app.UpstreamResponseFilter(s, resp, ctx); err != nil {
 			return err
+		}
+		if s.cache.entry != nil && !switchProto {
+			if err := p.cacheAdmit(st, resp, ctx); err != nil {
+				return err
+			}
 		}
 		if err := p.app.ResponseFilter(s, resp, ctx); err != nil {
 			return err
@@ -189,6 +202,9 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 		ferr := st.phases(pumping, func() (err error) {
 			if d1, err = p.app.UpstreamResponseBodyFilter(s, body, eos, ctx); err != nil {
 				return err
+			}
+			if s.cache.entry != nil {
+				p.cacheBody(st, body, eos)
 			}
 			if d2, err = p.app.ResponseBodyFilter(s, body, eos, ctx); err != nil {
 				return err

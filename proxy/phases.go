@@ -12,6 +12,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/pingora-go/pingora/cache"
 	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/upstream"
@@ -42,6 +43,44 @@ type ProxyHTTP[C any] interface {
 	// RequestBodyFilter sees each piece of the request body before it goes upstream;
 	// endOfStream is true on the last call.
 	RequestBodyFilter(s *Session, body *[]byte, endOfStream bool, ctx *C) error
+
+	// The cache phases (see cache_phases.go and docs/user_guide/cache.md) run after
+	// RequestFilter, and on the upstream response, when a phase enabled the HTTP cache for the
+	// request.
+
+	// RequestCacheFilter enables the cache for the request: s.EnableCache(c). The default
+	// enables Options.Cache, if set. An error is logged and leaves the cache off.
+	RequestCacheFilter(s *Session, ctx *C) error
+	// CacheKeyCallback returns the request's primary cache key; an error turns the cache off
+	// for the request.
+	CacheKeyCallback(s *Session, ctx *C) (cache.Key, error)
+	// CacheMiss runs when the lookup found nothing stored and the request goes upstream to
+	// fill the cache.
+	CacheMiss(s *Session, ctx *C)
+	// CacheHitFilter runs when the lookup found a stored response, fresh or not, and may force
+	// how it is used; an error treats the lookup as a miss.
+	CacheHitFilter(s *Session, meta *cache.Meta, fresh bool, ctx *C) (ForcedFreshness, error)
+	// ResponseCacheFilter decides whether the upstream response may be stored, after
+	// UpstreamResponseFilter.
+	ResponseCacheFilter(s *Session, resp *header.ResponseHeader, ctx *C) (ResponseCacheable, error)
+	// CacheVaryFilter computes the variance (secondary key) of req for a stored response that
+	// varies, in lookups and when storing.
+	CacheVaryFilter(s *Session, meta *cache.Meta, req *header.RequestHeader, ctx *C) cache.Hash
+	// CacheNotModifiedFilter answers the client's conditional request from a cached or
+	// cache-filtered response head: 304, 412 or the response.
+	CacheNotModifiedFilter(s *Session, resp *header.ResponseHeader, ctx *C) (cache.Precondition, error)
+	// RangeHeaderFilter plans the answer to the client's Range from a cached or cache-filtered
+	// response head whose body has size bytes (-1: unknown).
+	RangeHeaderFilter(s *Session, resp *header.ResponseHeader, size int64, plan *cache.RangePlan, ctx *C)
+	// ShouldServeStale decides whether a stale stored response may be served: err is the
+	// upstream failure (stale-if-error), nil for stale-while-revalidate.
+	ShouldServeStale(s *Session, ctx *C, err error) bool
+	// IsPurge reports whether the request is a purge of its cache key; asked even when the
+	// cache is off (a purge then answers 405).
+	IsPurge(s *Session, ctx *C) bool
+	// PurgeResponseFilter changes the response to a purge; an error answers 500.
+	PurgeResponseFilter(s *Session, ctx *C, status PurgeStatus, resp *header.ResponseHeader) error
+
 	// ProxyUpstreamFilter decides whether to go upstream at all; false without a response
 	// written answers 502.
 	ProxyUpstreamFilter(s *Session, ctx *C) (bool, error)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pingora-go/pingora/cache"
 	"github.com/pingora-go/pingora/connector"
 	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/internal/park"
@@ -52,6 +53,9 @@ type Options struct {
 	// own goroutine before it is parked: handed to one shared epoll watcher, so that it holds
 	// no goroutine stack while it stays idle (Linux). Default 250 ms; negative never parks.
 	ParkAfter time.Duration
+	// Cache is the HTTP cache that the default RequestCacheFilter enables for every request
+	// (the quick mode's "cache everything cacheable"); nil leaves the cache to the phases.
+	Cache *cache.Cache
 }
 
 // DefaultParkAfter is the default of Options.ParkAfter.
@@ -485,6 +489,10 @@ func (p *Proxy[C]) runPhases(st *conn[C], ctx *C) error {
 	if handled {
 		return p.finishLocalResponse(s)
 	}
+	defer s.cache.done()
+	if done, err := p.cacheRequest(st, ctx); done || err != nil {
+		return err
+	}
 	goUp, err := p.app.ProxyUpstreamFilter(s, ctx)
 	if err != nil {
 		return err
@@ -503,7 +511,7 @@ func (p *Proxy[C]) runPhases(st *conn[C], ctx *C) error {
 		}
 		return p.finishLocalResponse(s)
 	}
-	return p.proxyToUpstream(st, ctx)
+	return p.cacheUpstreamFailed(st, ctx, p.proxyToUpstream(st, ctx))
 }
 
 // finishLocalResponse checks that a response written by a filter is complete.

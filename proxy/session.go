@@ -53,6 +53,9 @@ type Session struct {
 	bodyBytesDown int64
 	err           error
 
+	// cache is the HTTP cache's state for this request (cache.go).
+	cache HTTPCache
+
 	// Timings of this request.
 	Timings Timings
 }

@@ -52,6 +52,8 @@ type shard[V any] struct {
 	limit       int64
 	smallLimit  int64
 	maxLoad     float64
+	adapt       *adapter // shared by all shards
+	handDebt    float64  // main clock steps owed at the recency level
 
 	weight atomic.Int64 // copies of the totals, for readers
 	length atomic.Int64
@@ -59,7 +61,8 @@ type shard[V any] struct {
 	_ [64]byte // keeps the next shard's lock off these cache lines
 }
 
-func (sh *shard[V]) init(limit int64, size int, maxLoad float64, sk *sketch, tomb *entry[V]) {
+func (sh *shard[V]) init(limit int64, size int, maxLoad float64, sk *sketch, ad *adapter, tomb *entry[V]) {
+	sh.adapt = ad
 	sh.limit = limit
 	sh.smallLimit = limit/10 + 1
 	sh.maxLoad = maxLoad
@@ -112,6 +115,7 @@ func (sh *shard[V]) put(dst *[]Item[V], h uint64, value V, weight int, force boo
 	// The sketch is lock-free: count outside the lock to keep it short.
 	freq := sh.sketch.increment(h)
 	sh.sketch.maybeAge()
+	sh.adapt.maybeDecide(sh.sketch)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	t := sh.table.Load()
@@ -211,7 +215,17 @@ func (sh *shard[V]) evict(dst *[]Item[V], v *entry[V]) {
 // than once, or frequent in the sketch, move to main; main entries with uses
 // left lose one and go round again. The victim returned is off its queue but
 // still in the table.
+//
+// After a shift in popularity (see adapter) each eviction first advances
+// main's hand by up to one step, level/maxLevel on average, and an entry it
+// finds unused is the victim: main then loses what is no longer used even
+// while small holds its share.
 func (sh *shard[V]) evictOne() *entry[V] {
+	if l := sh.adapt.level.Load(); l > 0 {
+		if v := sh.stepMain(float64(l) / maxLevel); v != nil {
+			return v
+		}
+	}
 	if sh.small.weight >= sh.smallLimit {
 		if v := sh.evictSmall(); v != nil {
 			return v
@@ -226,6 +240,28 @@ func (sh *shard[V]) evictOne() *entry[V] {
 		return v
 	}
 	return sh.evictMain()
+}
+
+// stepMain moves main's hand rate steps on average: an entry with uses
+// left loses one and goes round again, one without is returned.
+func (sh *shard[V]) stepMain(rate float64) *entry[V] {
+	sh.handDebt = min(sh.handDebt+rate, 1)
+	if sh.handDebt < 1 {
+		return nil
+	}
+	sh.handDebt--
+	e := sh.main.pop()
+	if e == nil {
+		return nil
+	}
+	s := e.state.Load()
+	if s&usesMask == 0 {
+		return e
+	}
+	// A reader's racing use may be lost: uses are best effort.
+	e.state.CompareAndSwap(s, s-1)
+	sh.main.push(e)
+	return nil
 }
 
 func (sh *shard[V]) evictSmall() *entry[V] {

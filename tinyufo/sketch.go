@@ -97,6 +97,11 @@ func (s *sketch) maybeAge() {
 	if a < s.period || !s.additions.CompareAndSwap(a, a-s.period/2) {
 		return
 	}
+	s.age()
+}
+
+// age halves every counter.
+func (s *sketch) age() {
 	for i := range s.table {
 		w := &s.table[i]
 		for {

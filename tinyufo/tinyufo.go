@@ -11,7 +11,9 @@
 // Beyond the reference: uses counted by reads also feed the sketch, and the
 // sketch stands in for S3-FIFO's ghost queue (an entry whose frequency
 // reaches 3 goes to, or stays in, main). Both raise hit ratios by 1 to 3
-// points on Zipf traces; see bench/cache.
+// points on Zipf traces; see bench/cache. And the cache notices when the
+// popular keys change (its hit ratio falls sharply) and then forgets old
+// frequencies faster; see adapter.
 //
 // Like the reference, the cache stores the 64-bit hash of a key, not the key:
 // two keys whose hashes collide (a chance of about n²/2⁶⁵ for n keys, under a
@@ -85,6 +87,7 @@ type Cache[K comparable, V any] struct {
 	seed   maphash.Seed
 	shards []shard[V]
 	sketch *sketch
+	adapt  *adapter
 	limit  int
 }
 
@@ -113,6 +116,7 @@ func newCache[K comparable, V any](limit, size, sketchSize int, maxLoad float64)
 		seed:   maphash.MakeSeed(),
 		shards: make([]shard[V], n),
 		sketch: newSketch(sketchSize),
+		adapt:  newAdapter(adaptSample),
 		limit:  limit,
 	}
 	tomb := &entry[V]{}
@@ -121,7 +125,7 @@ func newCache[K comparable, V any](limit, size, sketchSize int, maxLoad float64)
 		if i < limit%n {
 			share++
 		}
-		c.shards[i].init(int64(share), size/n, maxLoad, c.sketch, tomb)
+		c.shards[i].init(int64(share), size/n, maxLoad, c.sketch, c.adapt, tomb)
 	}
 	return c
 }
@@ -140,6 +144,7 @@ func (c *Cache[K, V]) Hash(key K) uint64 { return maphash.Comparable(c.seed, key
 func (c *Cache[K, V]) Get(key K) (V, bool) {
 	h := c.Hash(key)
 	_, e := c.shard(h).table.Load().find(h)
+	c.adapt.count(e != nil)
 	if e == nil {
 		var zero V
 		return zero, false

@@ -35,7 +35,8 @@ import (
 )
 
 // sizes are the origin's static files, by URL path name.
-var sizes = map[string]int{"1k": 1 << 10, "16k": 16 << 10}
+// The c sizes are cacheable (max-age one hour), for the cache targets' hit path.
+var sizes = map[string]int{"1k": 1 << 10, "16k": 16 << 10, "c1k": 1 << 10, "c64k": 64 << 10, "c1m": 1 << 20}
 
 // config is the command line.
 type config struct {
@@ -69,7 +70,7 @@ func main() {
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds)")
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured wrk run before each measured one (whole seconds)")
 	flag.IntVar(&c.conns, "c", 50, "wrk connections")
-	flag.StringVar(&sizesFlag, "sizes", "1k,16k", "response sizes: 1k, 16k")
+	flag.StringVar(&sizesFlag, "sizes", "1k,16k", "response sizes: 1k, 16k; c1k, c64k, c1m are cacheable, for the cache targets")
 	flag.StringVar(&workersFlag, "workers", "1,2", "worker counts to measure: 1, 2; empty runs only the idle test")
 	flag.StringVar(&targetsFlag, "targets", "pingora-go,nginx,haproxy,httputil,direct", "what to measure; direct is wrk straight to the origin")
 	flag.IntVar(&c.idleConns, "idle-conns", 10000, "idle keep-alive connections per proxy; 0 skips the idle test")

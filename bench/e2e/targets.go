@@ -49,6 +49,9 @@ var targets = []target{
 	{"haproxy", startHAProxy},
 	{"httputil", startHTTPUtil},
 	{"direct", nil},
+	{"pingora-go-cache", startPingoraCache},
+	{"pingora-go-cache-disk", startPingoraCacheDisk},
+	{"nginx-cache", startNginxCache},
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
@@ -113,6 +116,7 @@ http {
     server {
         listen %[3]s backlog=4096;
         location / { root %[4]s; }
+        location /c { root %[4]s; expires 1h; }
     }
 }
 `, e.dir, nginxTempPaths(filepath.Join(e.dir, "origin")), e.origin, www)

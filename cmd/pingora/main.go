@@ -1,5 +1,12 @@
 // Command pingora runs a pingora-go reverse proxy.
 //
+// With -c and a configuration file that has listeners and services, it runs the proxy the
+// file describes: listeners with TLS and HTTP/2, routes matched by host, path, method and
+// header, upstream pools with load balancing and health checks, redirects, static responses
+// and files, and per-route policies (package gateway; docs/user_guide/binary.md is the
+// reference). SIGHUP reloads the file; -t checks it, reporting every problem with its line;
+// --dump-config prints it with the defaults filled in.
+//
 // With no arguments it runs an embedded demo: a small origin server inside the same process
 // and a proxy in front of it on 127.0.0.1:6188, so that `curl localhost:6188/` answers on a
 // fresh machine. With --listen and --upstream it proxies to real servers:
@@ -19,7 +26,7 @@
 //
 // Signals: SIGTERM graceful shutdown, SIGINT fast shutdown, SIGQUIT hand the sockets to a new
 // instance started with -u and drain, SIGUSR1 reopen the log files, SIGHUP reload the TLS
-// certificates.
+// certificates (and the configuration file of a -c proxy).
 package main
 
 import (
@@ -29,11 +36,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/pingora-go/pingora"
 	"github.com/pingora-go/pingora/accesslog"
+	"github.com/pingora-go/pingora/cache"
+	"github.com/pingora-go/pingora/cache/storage/disk"
+	"github.com/pingora-go/pingora/cache/storage/memory"
 	"github.com/pingora-go/pingora/compression"
 	"github.com/pingora-go/pingora/conf"
 	"github.com/pingora-go/pingora/connector"
@@ -65,6 +77,10 @@ type flags struct {
 	tls        tlsFlags
 	h2c        bool
 	upstreamH2 bool
+	dump       bool
+
+	// cacheMemory, cacheDir and cacheDisk turn the HTTP cache on (see newCache).
+	cacheMemory, cacheDir, cacheDisk string
 }
 
 func parseFlags(args []string, out io.Writer) (*flags, *pflag.FlagSet, error) {
@@ -85,6 +101,10 @@ func parseFlags(args []string, out io.Writer) (*flags, *pflag.FlagSet, error) {
 	fs.BoolVar(&f.tls.upstreamTLS, "upstream-tls", false, "speak TLS to the upstreams, verifying their certificates")
 	fs.StringVar(&f.tls.upstreamSNI, "upstream-sni", "", "server name to send to and verify for the upstreams (default: the upstream's host)")
 	fs.StringVar(&f.tls.upstreamCA, "upstream-ca", "", "PEM CA bundle verifying the upstreams (default: ca_file, else the system roots)")
+	fs.StringVar(&f.cacheMemory, "cache-memory", "", "cache every cacheable response (RFC 9111) in memory, up to SIZE bytes (suffixes k, M, G, KiB, MiB, GiB)")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "cache every cacheable response on disk in DIR (with --cache-disk); kept across restarts")
+	fs.StringVar(&f.cacheDisk, "cache-disk", "", "the size bound of --cache-dir (default 1GiB)")
+	fs.BoolVar(&f.dump, "dump-config", false, "print the effective configuration of -c, every default filled in, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: pingora [flags]\n\nWith no flags, runs a demo proxy on %s in front of an embedded origin.\n\nFlags:\n%s", DemoListen, fs.FlagUsages())
 	}
@@ -109,6 +129,23 @@ func run(args []string, stdout io.Writer) error {
 	}
 	c, err := f.opt.Load()
 	if err != nil {
+		return err
+	}
+	if f.opt.Conf != "" {
+		gc, err := loadGateway(f.opt.Conf)
+		if err != nil {
+			return err
+		}
+		if gc != nil {
+			return runGateway(f, c, gc, stdout)
+		}
+	}
+	if f.dump {
+		out, err := c.ToYAML()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
 		return err
 	}
 	listen := f.listen
@@ -215,6 +252,9 @@ func services(f *flags, c *conf.ServerConf, addr listeners.Address, logger *slog
 		return nil, err
 	}
 	popts := proxy.Options{MaxRetries: c.MaxRetries, Connector: conn, Logger: logger, H2C: f.h2c}
+	if popts.Cache, err = newCache(f); err != nil {
+		return nil, err
+	}
 	popts.H2.EnableConnectProtocol = true // WebSocket over HTTP/2
 	if f.compress {
 		popts.Modules = append(popts.Modules, proxy.NewCompression(compression.Options{}))
@@ -243,6 +283,11 @@ func services(f *flags, c *conf.ServerConf, addr listeners.Address, logger *slog
 			return nil, err
 		}
 		popts.Observers = append(popts.Observers, pm)
+		if popts.Cache != nil {
+			if err := metrics.WatchCache(reg, "default", popts.Cache); err != nil {
+				return nil, err
+			}
+		}
 		serverApp = pm.CountConns(proxy.New(app, popts))
 		msvc := metrics.NewService(reg)
 		maddr, _ := listeners.ParseAddress(f.metrics)
@@ -284,4 +329,55 @@ func newConnector(c *conf.ServerConf, sopts *server.Options) (*connector.Connect
 		o.KeyLogWriter = lf
 	}
 	return connector.New(o), nil
+}
+
+// newCache returns the HTTP cache the quick-mode flags ask for, or nil: in memory with
+// --cache-memory, on disk with --cache-dir (bounded by --cache-disk, default 1 GiB).
+func newCache(f *flags) (*cache.Cache, error) {
+	var st cache.Storage
+	switch {
+	case f.cacheMemory != "" && f.cacheDir != "":
+		return nil, fmt.Errorf("--cache-memory and --cache-dir are exclusive")
+	case f.cacheDisk != "" && f.cacheDir == "":
+		return nil, fmt.Errorf("--cache-disk needs --cache-dir")
+	case f.cacheMemory != "":
+		n, err := parseSize(f.cacheMemory)
+		if err != nil {
+			return nil, fmt.Errorf("--cache-memory: %w", err)
+		}
+		st = memory.New(memory.Config{MaxBytes: n})
+	case f.cacheDir != "":
+		n := int64(1 << 30)
+		if f.cacheDisk != "" {
+			var err error
+			if n, err = parseSize(f.cacheDisk); err != nil {
+				return nil, fmt.Errorf("--cache-disk: %w", err)
+			}
+		}
+		ds, err := disk.Open(disk.Config{Dir: f.cacheDir, MaxBytes: n})
+		if err != nil {
+			return nil, err
+		}
+		st = ds
+	default:
+		return nil, nil
+	}
+	return cache.New(cache.Config{Storage: st})
+}
+
+// parseSize parses a byte count with an optional decimal (k, M, G, T) or binary (KiB, MiB, GiB,
+// TiB) suffix, case-insensitive, e.g. "512MiB" or "2g".
+func parseSize(s string) (int64, error) {
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToLower(strings.TrimSpace(s[len(num):]))
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	mult := map[string]int64{"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}[unit]
+	if mult == 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return n * mult, nil
 }

@@ -1,6 +1,8 @@
-// Package h2e2e tests protocols/h2 against real HTTP/2 clients in other processes: curl with
-// prior knowledge and over TLS, h2load for many concurrent streams, and the h2spec conformance
-// suite over h2c and TLS. A tool that is not installed skips its test. Every wait is bounded.
+// Package h2e2e tests protocols/h2, and the proxy's HTTP/2 listeners in front of HTTP/1.1
+// and HTTP/2 upstreams, against real HTTP/2 clients in other processes: curl with prior
+// knowledge and over TLS, h2load for many concurrent streams, and the h2spec conformance suite
+// over h2c and TLS. A tool that is not installed skips its test (fails it when CI is set).
+// Every wait is bounded.
 package h2e2e
 
 import (

@@ -1,0 +1,483 @@
+// Package configs holds ready configuration files of the pingora binary. Its test starts each
+// one as a real process, with its addresses moved to free loopback ports and its upstreams
+// replaced by origins of the test, and exercises it with Go clients and curl.
+package configs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pingora-go/pingora/internal/testpki"
+)
+
+// bound bounds every wait.
+const bound = 30 * time.Second
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/pingora once for the package's tests.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pingora-configs")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "pingora")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/pingora-go/pingora/cmd/pingora").CombinedOutput()
+		if err != nil {
+			buildErr = &buildError{err, out}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+type buildError struct {
+	err error
+	out []byte
+}
+
+func (e *buildError) Error() string { return "go build: " + e.err.Error() + "\n" + string(e.out) }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// origin answers "NAME PATH", and 200 on /healthz while healthy.
+type origin struct {
+	addr string
+	mu   sync.Mutex // guards down
+	down bool
+}
+
+func startOrigin(t *testing.T, name string) *origin {
+	t.Helper()
+	o := &origin{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.addr = ln.Addr().String()
+	srv := &http.Server{ReadHeaderTimeout: bound, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		down := o.down
+		o.mu.Unlock()
+		if r.URL.Path == "/healthz" && down {
+			w.WriteHeader(503)
+			return
+		}
+		w.Header().Set("X-Origin", name)
+		w.Header().Set("Server", "origin")
+		w.Header().Set("X-Seen-Forwarded-For", r.Header.Get("X-Forwarded-For"))
+		w.Header().Set("X-Seen-Cookie", r.Header.Get("Cookie"))
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, name+" "+r.URL.RequestURI()+" "+strings.Repeat(".", 100))
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return o
+}
+
+func (o *origin) setDown(d bool) {
+	o.mu.Lock()
+	o.down = d
+	o.mu.Unlock()
+}
+
+// proc is a running pingora process.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	mu   sync.Mutex // guards log
+	log  bytes.Buffer
+}
+
+func (p *proc) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// start runs pingora -c file after checking it with -t, and waits for addrs to listen.
+func start(t *testing.T, file string, addrs ...string) *proc {
+	t.Helper()
+	bin := binary(t)
+	if out, err := exec.Command(bin, "-t", "-c", file).CombinedOutput(); err != nil || !strings.Contains(string(out), "test is successful") {
+		t.Fatalf("pingora -t: %v\n%s", err, out)
+	}
+	p := &proc{cmd: exec.Command(bin, "-c", file), done: make(chan struct{})}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout = io.Discard
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+		p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(bound):
+			p.cmd.Process.Kill()
+			<-p.done
+			t.Errorf("pingora did not stop on SIGTERM:\n%s", p.logText())
+		}
+		if t.Failed() {
+			t.Logf("pingora's log:\n%s", p.logText())
+		}
+	})
+	for _, a := range addrs {
+		deadline := time.Now().Add(bound)
+		for {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not listening:\n%s", a, p.logText())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return p
+}
+
+// waitLog waits until the process's log holds s.
+func (p *proc) waitLog(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !strings.Contains(p.logText(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", s, p.logText())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// prepare copies the example file into a temporary directory with the replacements made.
+func prepare(t *testing.T, name string, repl ...string) (path, dir string) {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	path = filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(strings.NewReplacer(repl...).Replace(string(data))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, dir
+}
+
+func get(t *testing.T, c *http.Client, url string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func newClient(t *testing.T) *http.Client {
+	tr := &http.Transport{DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: bound, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// curl runs curl with args and returns its output; the test is skipped without curl.
+func curl(t *testing.T, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--max-time", "20"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func TestLoadBalancer(t *testing.T) {
+	o := []*origin{startOrigin(t, "A"), startOrigin(t, "B"), startOrigin(t, "C")}
+	listen := freeAddr(t)
+	repl := []string{"127.0.0.1:8080", listen, "127.0.0.1:9001", o[0].addr, "127.0.0.1:9002", o[1].addr, "127.0.0.1:9003", o[2].addr, "interval: 2s", "interval: 100ms"}
+	path, _ := prepare(t, "load-balancer.yaml", repl...)
+	p := start(t, path, listen)
+	c := newClient(t)
+	count := func(n int) map[string]int {
+		seen := map[string]int{}
+		for range n {
+			resp, _ := get(t, c, "http://"+listen+"/")
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			seen[resp.Header.Get("X-Origin")]++
+			if resp.Header.Get("X-Seen-Forwarded-For") != "127.0.0.1" {
+				t.Fatalf("X-Forwarded-For %q", resp.Header.Get("X-Seen-Forwarded-For"))
+			}
+		}
+		return seen
+	}
+	if seen := count(40); seen["A"] != 10 || seen["B"] != 10 || seen["C"] != 20 {
+		t.Errorf("weights 1:1:2 gave %v", seen)
+	}
+	// A failing health check takes B out.
+	o[1].setDown(true)
+	time.Sleep(500 * time.Millisecond)
+	if seen := count(20); seen["B"] != 0 {
+		t.Errorf("unhealthy backend still used: %v", seen)
+	}
+	o[1].setDown(false)
+
+	// SIGHUP applies a new file: one backend left.
+	edited := strings.NewReplacer("      - "+o[0].addr+"\n", "", "      - "+o[1].addr+"\n", "").Replace(mustRead(t, path))
+	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, "configuration reloaded")
+	if seen := count(10); seen["C"] != 10 {
+		t.Errorf("after the reload: %v", seen)
+	}
+	// A broken file is refused, with its line, and the running configuration stays.
+	if err := os.WriteFile(path, []byte(strings.Replace(edited, "retries: 2", "retries: many", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, "configuration reload failed")
+	if !strings.Contains(p.logText(), "want an integer") {
+		t.Errorf("the reason is not logged:\n%s", p.logText())
+	}
+	if seen := count(5); seen["C"] != 5 {
+		t.Errorf("after the failed reload: %v", seen)
+	}
+	if out := curl(t, "-i", "http://"+listen+"/curl"); !strings.Contains(out, "200") || !strings.Contains(out, "C /curl") {
+		t.Errorf("curl:\n%s", out)
+	}
+}
+
+func TestTLSTerminator(t *testing.T) {
+	o := startOrigin(t, "app")
+	tlsAddr, plain := freeAddr(t), freeAddr(t)
+	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
+	path, dir := prepare(t, "tls-h2.yaml", "127.0.0.1:8443", tlsAddr, "127.0.0.1:8080", plain, "127.0.0.1:9001", o.addr, "$host:8443", "$host:"+tlsPort)
+	ca, err := testpki.NewCA("example CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "certs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"example.com", "api.example.com"} {
+		leaf, err := ca.Issue(testpki.LeafOptions{Names: []string{n}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := leaf.WriteFiles(filepath.Join(dir, "certs"), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start(t, path, tlsAddr, plain)
+
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.PEM)
+	for _, name := range []string{"example.com", "api.example.com"} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: name}, ForceAttemptHTTP2: true}
+		resp, body := get(t, &http.Client{Transport: tr, Timeout: bound}, "https://"+tlsAddr+"/x")
+		tr.CloseIdleConnections()
+		if resp.Proto != "HTTP/2.0" || !strings.HasPrefix(body, "app /x") || resp.Header.Get("Strict-Transport-Security") == "" {
+			t.Errorf("%s: %s %q %v", name, resp.Proto, body, resp.Header)
+		}
+		if cn := resp.TLS.PeerCertificates[0].Subject.CommonName; cn != name {
+			t.Errorf("SNI %s served %s", name, cn)
+		}
+	}
+	resp, _ := get(t, newClient(t), "http://"+plain+"/a?b=1", "Host", "example.com")
+	if resp.StatusCode != 301 || resp.Header.Get("Location") != "https://example.com:"+tlsPort+"/a?b=1" {
+		t.Errorf("redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	out := curl(t, "-i", "--http2", "--cacert", caFile, "--resolve", "api.example.com:"+tlsPort+":127.0.0.1", "https://api.example.com:"+tlsPort+"/curl")
+	if !strings.HasPrefix(out, "HTTP/2 200") || !strings.Contains(out, "app /curl") {
+		t.Errorf("curl:\n%s", out)
+	}
+}
+
+func TestAPIGateway(t *testing.T) {
+	users, o2, o3 := startOrigin(t, "users"), startOrigin(t, "orders-1"), startOrigin(t, "orders-2")
+	listen := freeAddr(t)
+	path, _ := prepare(t, "api-gateway.yaml", "127.0.0.1:8080", listen, "127.0.0.1:9001", users.addr, "127.0.0.1:9002", o2.addr, "127.0.0.1:9003", o3.addr)
+	p := start(t, path, listen)
+	c := newClient(t)
+	base := "http://" + listen
+
+	resp, body := get(t, c, base+"/v1/users/42", "X-API-Key", "k1", "Cookie", "session=1", "Accept-Encoding", "gzip")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Server") != "" || resp.Header.Get("X-Seen-Cookie") != "" {
+		t.Errorf("users: %d %v", resp.StatusCode, resp.Header)
+	}
+	_ = body
+	limited := 0
+	for range 10 {
+		if resp, _ := get(t, c, base+"/v1/users/1", "X-API-Key", "burst"); resp.StatusCode == 429 {
+			limited++
+		}
+	}
+	if limited == 0 || limited > 5 {
+		t.Errorf("10 requests against a limit of 5/s: %d refused", limited)
+	}
+	if resp, _ := get(t, c, base+"/v1/users/1", "X-API-Key", "other"); resp.StatusCode != 200 {
+		t.Errorf("another key was limited: %d", resp.StatusCode)
+	}
+	first, _ := get(t, c, base+"/v1/orders/7", "X-API-Key", "k1")
+	for range 5 {
+		again, body := get(t, c, base+"/v1/orders/7", "X-API-Key", "k1")
+		if again.Header.Get("X-Origin") != first.Header.Get("X-Origin") || !strings.Contains(body, "/orders/7") {
+			t.Fatalf("orders of one key moved: %s then %s (%q)", first.Header.Get("X-Origin"), again.Header.Get("X-Origin"), body)
+		}
+	}
+	if resp, body := get(t, c, base+"/v1/nothing"); resp.StatusCode != 404 || body != `{"error":"no such endpoint: GET /v1/nothing"}` {
+		t.Errorf("fallback: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, c, base+"/admin/x"); resp.StatusCode != 401 {
+		t.Errorf("admin without credentials: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", base+"/admin/x", nil)
+	req.SetBasicAuth("admin", "change me")
+	if resp, err := c.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("admin: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	out := curl(t, "-i", "-H", "X-API-Key: curl", "--compressed", base+"/v1/users/7")
+	if !strings.Contains(out, "200") || !strings.Contains(out, "users /users/7") {
+		t.Errorf("curl:\n%s", out)
+	}
+	// The access log is on standard error, without the health checks of the route that turns
+	// it off.
+	get(t, c, base+"/healthz")
+	p.waitLog(t, `"path":"/users/7"`) // the path as rewritten
+	if strings.Contains(p.logText(), `"path":"/healthz"`) {
+		t.Error("the health route was logged")
+	}
+}
+
+func TestStaticSite(t *testing.T) {
+	listen := freeAddr(t)
+	www, err := filepath.Abs("www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, _ := prepare(t, "static-site.yaml", "127.0.0.1:8080", listen, "root: www", "root: "+www)
+	start(t, path, listen)
+	c := newClient(t)
+	base := "http://" + listen
+	resp, body := get(t, c, base+"/")
+	if resp.StatusCode != 200 || !strings.Contains(body, "Served by pingora") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	etag := resp.Header.Get("ETag")
+	if resp, _ := get(t, c, base+"/", "If-None-Match", etag); resp.StatusCode != 304 {
+		t.Errorf("If-None-Match: %d", resp.StatusCode)
+	}
+	resp, body = get(t, c, base+"/assets/css/site.css", "Range", "bytes=0-3")
+	if resp.StatusCode != 206 || body != "body" || resp.Header.Get("Cache-Control") != "public, max-age=86400" {
+		t.Errorf("range: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	if resp, _ := get(t, c, base+"/index.php"); resp.StatusCode != 301 || resp.Header.Get("Location") != "/" {
+		t.Errorf("old home: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := get(t, c, base+"/blog/2024/post?x=1"); resp.Header.Get("Location") != "https://blog.example.com/blog/2024/post?x=1" {
+		t.Errorf("blog: %q", resp.Header.Get("Location"))
+	}
+	if resp, _ := get(t, c, base+"/missing.html"); resp.StatusCode != 404 {
+		t.Errorf("missing: %d", resp.StatusCode)
+	}
+	out := curl(t, "-i", "--compressed", base+"/")
+	if !strings.Contains(out, "200 OK") || !strings.Contains(out, "Served by pingora") {
+		t.Errorf("curl:\n%s", out)
+	}
+	out = curl(t, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "If-None-Match: "+etag, base+"/")
+	if out != "304" {
+		t.Errorf("curl conditional: %s", out)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,373 @@
+package gateway
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the proxy part of a configuration file: the top-level keys listeners, services,
+// upstreams, access_log and metrics. The server keys of package conf (version, daemon,
+// grace_period_seconds...) share the file and are read by conf.
+type Config struct {
+	// Listeners are the addresses the proxy accepts connections on.
+	Listeners []Listener `yaml:"listeners" json:"listeners"`
+	// Services are named lists of routes; each listener serves one service.
+	Services map[string]*Service `yaml:"services" json:"services"`
+	// Upstreams are named pools of backend servers that routes proxy to.
+	Upstreams map[string]*Upstream `yaml:"upstreams,omitempty" json:"upstreams,omitempty"`
+	// AccessLog writes one line per request of the routes whose access_log is on.
+	AccessLog *AccessLog `yaml:"access_log,omitempty" json:"access_log,omitempty"`
+	// Metrics serves Prometheus metrics on an address of its own.
+	Metrics *Metrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
+
+	file  string         // the file read, for messages
+	dir   string         // relative paths of the file are relative to this directory
+	lines map[string]int // the line of each key path
+}
+
+// Listener is one address the proxy accepts connections on.
+type Listener struct {
+	// Address is "host:port" for TCP, or "unix:/path" (or an absolute path) for a unix socket.
+	Address string `yaml:"address" json:"address"`
+	// Service names the service whose routes answer this listener's requests; it may be left
+	// out when there is only one service.
+	Service string `yaml:"service" json:"service"`
+	// TLS terminates TLS on the listener.
+	TLS *ListenerTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// H2 offers HTTP/2 through ALPN on a TLS listener (default true).
+	H2 *bool `yaml:"h2,omitempty" json:"h2,omitempty"`
+	// H2C also accepts cleartext HTTP/2 with prior knowledge on a plain listener (default false).
+	H2C bool `yaml:"h2c" json:"h2c"`
+}
+
+// ListenerTLS is the TLS of a listener: its certificates, chosen by SNI, and client
+// certificates.
+type ListenerTLS struct {
+	// Certificates are served by the SNI name they hold (exactly, or through a wildcard); the
+	// first one is served to clients whose name matches none.
+	Certificates []Certificate `yaml:"certificates" json:"certificates"`
+	// ClientCA is a PEM bundle of CAs; when set, clients must present a certificate they sign.
+	ClientCA string `yaml:"client_ca,omitempty" json:"client_ca,omitempty"`
+	// MinVersion is the lowest TLS version accepted: "1.2" (default) or "1.3".
+	MinVersion string `yaml:"min_version" json:"min_version" enum:"1.2,1.3"`
+}
+
+// Certificate names the PEM files of one certificate.
+type Certificate struct {
+	// Cert is the PEM certificate chain, leaf first.
+	Cert string `yaml:"cert" json:"cert"`
+	// Key is the PEM private key of the leaf.
+	Key string `yaml:"key" json:"key"`
+}
+
+// Service is an ordered list of routes: a request goes to the first route that matches it,
+// in file order, and is answered 404 when none does.
+type Service struct {
+	// Routes are tried in order.
+	Routes []*Route `yaml:"routes" json:"routes"`
+}
+
+// Route matches requests and says what to do with them: exactly one of upstream, redirect,
+// respond and files, with the policies that apply before it.
+type Route struct {
+	// Name identifies the route in logs (default "#N", its position from 0).
+	Name string `yaml:"name" json:"name"`
+	// Match selects the requests of the route; an empty match takes every request.
+	Match Match `yaml:"match" json:"match"`
+
+	// Upstream names the pool the requests are proxied to.
+	Upstream string `yaml:"upstream,omitempty" json:"upstream,omitempty"`
+	// Redirect answers with a redirection.
+	Redirect *Redirect `yaml:"redirect,omitempty" json:"redirect,omitempty"`
+	// Respond answers with a fixed response.
+	Respond *Respond `yaml:"respond,omitempty" json:"respond,omitempty"`
+	// Files answers with files from a directory.
+	Files *Files `yaml:"files,omitempty" json:"files,omitempty"`
+
+	// Allow lists the client addresses (CIDR ranges or single IPs) admitted; when set, other
+	// clients are refused with 403.
+	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
+	// Deny lists client addresses refused with 403; it is checked before allow.
+	Deny []string `yaml:"deny,omitempty" json:"deny,omitempty"`
+	// BasicAuth requires HTTP basic authentication.
+	BasicAuth *BasicAuth `yaml:"basic_auth,omitempty" json:"basic_auth,omitempty"`
+	// RateLimit limits the request rate per client IP or per header value, on this instance.
+	RateLimit *RateLimit `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+	// Rewrite changes the request path before the action sees it.
+	Rewrite *Rewrite `yaml:"rewrite,omitempty" json:"rewrite,omitempty"`
+	// RequestHeaders edits the request sent upstream.
+	RequestHeaders *HeaderEdits `yaml:"request_headers,omitempty" json:"request_headers,omitempty"`
+	// ResponseHeaders edits the response sent to the client (of every action; not of the
+	// error responses of the policies).
+	ResponseHeaders *HeaderEdits `yaml:"response_headers,omitempty" json:"response_headers,omitempty"`
+	// Compression compresses responses for clients that accept it, and decompresses upstream
+	// responses for clients that do not (default false: bodies pass as they are).
+	Compression bool `yaml:"compression" json:"compression"`
+	// WebSocket lets Upgrade requests (WebSocket) through; false refuses them with 403
+	// (default true).
+	WebSocket *bool `yaml:"websocket,omitempty" json:"websocket,omitempty"`
+	// AccessLog logs the route's requests to the access log, when one is configured (default
+	// true).
+	AccessLog *bool `yaml:"access_log,omitempty" json:"access_log,omitempty"`
+}
+
+// Match is what a request must have to take a route: every condition given must hold.
+type Match struct {
+	// Hosts are host names, exact ("example.com") or wildcard ("*.example.com": any name that
+	// ends in ".example.com"); the request's Host (HTTP/2 :authority) must be one of them.
+	// Names compare without case, port and trailing dot.
+	Hosts []string `yaml:"hosts,omitempty" json:"hosts,omitempty"`
+	// Path is an exact path the request path must equal.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// PathPrefix is a prefix the request path must start with.
+	PathPrefix string `yaml:"path_prefix,omitempty" json:"path_prefix,omitempty"`
+	// PathRegex is a regular expression (Go RE2 syntax) the request path must match somewhere;
+	// anchor it with ^ and $ to match all of it.
+	PathRegex string `yaml:"path_regex,omitempty" json:"path_regex,omitempty"`
+	// Methods are request methods, one of which the request must have.
+	Methods []string `yaml:"methods,omitempty" json:"methods,omitempty"`
+	// Headers are header conditions, all of which must hold.
+	Headers []HeaderMatch `yaml:"headers,omitempty" json:"headers,omitempty"`
+}
+
+// HeaderMatch is a condition on a request header.
+type HeaderMatch struct {
+	// Name is the field name, compared without case.
+	Name string `yaml:"name" json:"name"`
+	// Value, when set, must equal the value of a field of that name.
+	Value string `yaml:"value,omitempty" json:"value,omitempty"`
+	// Regex, when set, must match the value of a field of that name. Without value or regex
+	// the field only has to be present.
+	Regex string `yaml:"regex,omitempty" json:"regex,omitempty"`
+}
+
+// Redirect answers with a redirection to location.
+type Redirect struct {
+	// Status is 301, 302 (default), 303, 307 or 308.
+	Status int `yaml:"status" json:"status" enum:"301,302,303,307,308"`
+	// Location is the target; $scheme, $host, $path (after rewrite), $query (without "?"),
+	// $is_query ("?" when there is a query), $method and $client_ip are replaced.
+	Location string `yaml:"location" json:"location"`
+}
+
+// Respond answers with a fixed response.
+type Respond struct {
+	// Status is the status code (default 200).
+	Status int `yaml:"status" json:"status"`
+	// Headers are the response's header fields.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Body is the response body; the variables of redirect locations are replaced in it.
+	Body string `yaml:"body" json:"body"`
+}
+
+// Files answers GET and HEAD requests with files from a directory, with Content-Type by
+// extension, ETag, Last-Modified, conditional requests (304) and byte ranges (206, 416).
+type Files struct {
+	// Root is the directory; a relative path is relative to the configuration file's
+	// directory. Paths cannot leave it, not even through symbolic links.
+	Root string `yaml:"root" json:"root"`
+	// Index is the file served for a directory path (default "index.html"); a directory
+	// without it is answered 404, there are no listings.
+	Index string `yaml:"index" json:"index"`
+	// CacheControl, when set, is sent as the Cache-Control of every file.
+	CacheControl string `yaml:"cache_control,omitempty" json:"cache_control,omitempty"`
+}
+
+// BasicAuth requires HTTP basic authentication (RFC 7617); a request without valid
+// credentials is answered 401 with a WWW-Authenticate challenge.
+type BasicAuth struct {
+	// Realm is shown by browsers (default "restricted").
+	Realm string `yaml:"realm" json:"realm"`
+	// Users maps user names to password hashes: bcrypt ("$2a$", "$2b$" or "$2y$", as made by
+	// htpasswd -B) or "sha256:" followed by the hexadecimal SHA-256 of the password.
+	Users map[string]string `yaml:"users" json:"users"`
+}
+
+// RateLimit admits at most requests per window for each key; other requests are answered
+// 429 with Retry-After. Allowed responses carry the RateLimit-* fields.
+type RateLimit struct {
+	// Requests is the number of requests a key may make per window.
+	Requests int64 `yaml:"requests" json:"requests"`
+	// Window is the time the quota applies to (default 1s).
+	Window Duration `yaml:"window" json:"window"`
+	// Key is what requests are counted by: "client_ip" (default) or "header:NAME" (requests
+	// without the field are not limited).
+	Key string `yaml:"key" json:"key"`
+}
+
+// Rewrite changes the request path (the query stays): either a prefix is replaced, or a
+// regular expression's match is.
+type Rewrite struct {
+	// Prefix is replaced by replacement when the path starts with it.
+	Prefix string `yaml:"prefix,omitempty" json:"prefix,omitempty"`
+	// Regex's first match in the path is replaced by replacement, in which $1, ${name}...
+	// stand for its groups.
+	Regex string `yaml:"regex,omitempty" json:"regex,omitempty"`
+	// Replacement is what replaces the match; a result that does not start with "/" gets one.
+	Replacement string `yaml:"replacement" json:"replacement"`
+}
+
+// HeaderEdits change header fields: remove first, then set (replacing every field of the
+// name), then add (appending). Values may hold the variables of redirect locations.
+type HeaderEdits struct {
+	// Remove lists field names to remove.
+	Remove []string `yaml:"remove,omitempty" json:"remove,omitempty"`
+	// Set maps field names to the value that replaces them.
+	Set map[string]string `yaml:"set,omitempty" json:"set,omitempty"`
+	// Add maps field names to a value appended as a new field.
+	Add map[string]string `yaml:"add,omitempty" json:"add,omitempty"`
+}
+
+// Upstream is a pool of backend servers: a static list or DNS discovery, an algorithm that
+// picks one per request, health checks, and how connections to them are made.
+type Upstream struct {
+	// Backends are the servers: "host:port" (or "unix:/path"), or {address, weight}.
+	Backends []Backend `yaml:"backends,omitempty" json:"backends,omitempty"`
+	// DNS discovers the backends from DNS records instead, refreshed by their TTL.
+	DNS *DNS `yaml:"dns,omitempty" json:"dns,omitempty"`
+	// Algorithm picks a backend: round_robin (default; each backend weight times in a row),
+	// weighted_round_robin (nginx's smooth weighted round robin), random, least_inflight
+	// (fewest requests in flight per unit of weight), consistent_hash (ketama, as nginx's
+	// "hash ... consistent") or maglev.
+	Algorithm string `yaml:"algorithm" json:"algorithm" enum:"round_robin,weighted_round_robin,random,least_inflight,consistent_hash,maglev"`
+	// HashKey is what consistent_hash and maglev hash: "client_ip" (default), "path", or
+	// "header:NAME".
+	HashKey string `yaml:"hash_key,omitempty" json:"hash_key,omitempty"`
+	// HealthCheck checks the backends actively; unhealthy ones take no requests while a
+	// healthy one remains (when none does, requests go to them all the same).
+	HealthCheck *HealthCheck `yaml:"health_check,omitempty" json:"health_check,omitempty"`
+	// TLS speaks TLS to the backends.
+	TLS *UpstreamTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// HTTP2 speaks HTTP/2 to the backends: with TLS offered through ALPN with HTTP/1.1 as the
+	// fallback, without TLS as cleartext HTTP/2 with prior knowledge (default false).
+	HTTP2 bool `yaml:"http2" json:"http2"`
+	// ConnectTimeout bounds the TCP connect and, separately, the TLS handshake (default 5s).
+	ConnectTimeout Duration `yaml:"connect_timeout" json:"connect_timeout"`
+	// ReadTimeout bounds each read from a backend (default 60s).
+	ReadTimeout Duration `yaml:"read_timeout" json:"read_timeout"`
+	// WriteTimeout bounds each write to a backend (default 60s).
+	WriteTimeout Duration `yaml:"write_timeout" json:"write_timeout"`
+	// IdleTimeout is how long an idle connection is kept for reuse (default 60s).
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// Retries is how many times a request whose connection failed is tried again, on another
+	// backend when there is one (default 2).
+	Retries *int `yaml:"retries,omitempty" json:"retries,omitempty"`
+}
+
+// Backend is one server of a static pool.
+type Backend struct {
+	// Address is "host:port" or "unix:/path".
+	Address string `yaml:"address" json:"address"`
+	// Weight is the backend's share of requests, 1 (default) to 65536.
+	Weight int `yaml:"weight" json:"weight"`
+}
+
+// setScalar lets a backend be written as its address alone.
+func (b *Backend) setScalar(s string) error {
+	b.Address = s
+	return nil
+}
+
+// DNS discovers backends from DNS records.
+type DNS struct {
+	// Name is the host name to resolve (or, with srv, the SRV name such as
+	// "_http._tcp.example.com").
+	Name string `yaml:"name" json:"name"`
+	// Port is the backends' port for A and AAAA records.
+	Port int `yaml:"port,omitempty" json:"port,omitempty"`
+	// SRV resolves SRV records, which carry the port and weight.
+	SRV bool `yaml:"srv" json:"srv"`
+	// Network is "ip" (A and AAAA, default), "ip4" or "ip6".
+	Network string `yaml:"network" json:"network" enum:"ip,ip4,ip6"`
+	// Resolver is the DNS server, "host:port" (default the first nameserver of
+	// /etc/resolv.conf).
+	Resolver string `yaml:"resolver,omitempty" json:"resolver,omitempty"`
+	// Timeout bounds each DNS exchange (default 2s).
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// MinTTL and MaxTTL clamp the records' TTL, which decides when they are resolved again
+	// (default 1s and 5m).
+	MinTTL Duration `yaml:"min_ttl" json:"min_ttl"`
+	MaxTTL Duration `yaml:"max_ttl" json:"max_ttl"`
+}
+
+// HealthCheck checks backends in the background.
+type HealthCheck struct {
+	// Type is "tcp" (a connection opens, and the TLS handshake completes for a TLS pool) or
+	// "http" (a request gets the expected status and body).
+	Type string `yaml:"type" json:"type" enum:"tcp,http"`
+	// Interval is the time between two rounds of checks (default 5s).
+	Interval Duration `yaml:"interval" json:"interval"`
+	// Timeout bounds one check (default 1s).
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// Healthy is how many passed checks in a row bring a backend back (default 1).
+	Healthy int `yaml:"healthy" json:"healthy"`
+	// Unhealthy is how many failed checks in a row take a backend out (default 1).
+	Unhealthy int `yaml:"unhealthy" json:"unhealthy"`
+	// Path is the HTTP check's request path (default "/").
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Host is the HTTP check's Host (default the backend's address).
+	Host string `yaml:"host,omitempty" json:"host,omitempty"`
+	// Status is the status the HTTP check expects (default 200).
+	Status int `yaml:"status,omitempty" json:"status,omitempty"`
+	// Body, when set, must occur in the first 64 KiB of the HTTP check's response body.
+	Body string `yaml:"body,omitempty" json:"body,omitempty"`
+}
+
+// UpstreamTLS is the TLS spoken to a pool's backends.
+type UpstreamTLS struct {
+	// SNI is the server name sent and verified (default the backend's host when it is a name).
+	SNI string `yaml:"sni,omitempty" json:"sni,omitempty"`
+	// CAFile is a PEM bundle of the CAs trusted (default ca_file of the server keys, else the
+	// system roots).
+	CAFile string `yaml:"ca_file,omitempty" json:"ca_file,omitempty"`
+	// Verify checks the certificate and its name (default true).
+	Verify *bool `yaml:"verify,omitempty" json:"verify,omitempty"`
+}
+
+// AccessLog is the access log: one JSON line per request.
+type AccessLog struct {
+	// Path is the file appended to ("-" for standard error); it is reopened on SIGUSR1.
+	Path string `yaml:"path" json:"path"`
+}
+
+// Metrics serves Prometheus metrics.
+type Metrics struct {
+	// Address is where GET /metrics is served, "host:port".
+	Address string `yaml:"address" json:"address"`
+}
+
+// Duration is a length of time written as Go writes it: "250ms", "5s", "1m30s".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalYAML writes d as a string such as "5s".
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// setScalar parses a duration.
+func (d *Duration) setScalar(s string) error {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return errWant("a duration such as 5s or 250ms")
+	}
+	if v < 0 {
+		return errWant("a duration that is not negative")
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// wantError is a value of the wrong type or form.
+type wantError string
+
+func (e wantError) Error() string { return "want " + string(e) }
+
+func errWant(s string) error { return wantError(s) }
+
+// ptr returns a pointer to v, for defaults of optional fields.
+func ptr[T any](v T) *T { return &v }
+
+// itoa is strconv.Itoa, for paths.
+func itoa(i int) string { return strconv.Itoa(i) }
