@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"runtime/debug"
 	"strconv"
@@ -69,14 +68,19 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 
 	replay := s.attempts > 1 && len(s.retryBuf) > 0
 	pumping := hasBody || replay
-	if st.h2s != nil {
-		// A client that resets its stream (or leaves) cancels the upstream exchange at once,
-		// even while it waits for the response head.
-		stop := context.AfterFunc(st.h2s.Context(), up.abort)
-		defer stop()
-	}
 	if err := up.writeHead(req, !pumping && !extConnect); err != nil {
 		return reusedOnly(err)
+	}
+	if st.h2s != nil {
+		// A client that resets its stream (or leaves) cancels the upstream exchange at once,
+		// even while it waits for the response head; the request then fails as the client's
+		// doing, not the upstream's.
+		defer st.watchReset(up)()
+		defer func() {
+			if err != nil && st.h2s.Context().Err() != nil {
+				err = perr.Because(perr.ConnectionClosed, "the client reset its stream", err).AsDown()
+			}
+		}()
 	}
 	if pumping {
 		if st.ds != nil {

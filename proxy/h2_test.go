@@ -386,3 +386,50 @@ func TestH2GracefulShutdown(t *testing.T) {
 		t.Fatal("server did not stop after its last stream")
 	}
 }
+
+// TestH2FailedStreamKeepsConnection checks that a request failing upstream (502) ends its
+// stream alone: the client's other requests go on over the same HTTP/2 connection.
+func TestH2FailedStreamKeepsConnection(t *testing.T) {
+	origin := startOrigin(t, http.HandlerFunc(h2Echo))
+	down := mustPeer(t, rawOrigin(t, func(c net.Conn) {})) // closes every connection at once
+	app := &routeApp{testApp: &testApp{}, peer: nil}
+	var fail atomic.Bool
+	app.peer = func() *upstream.Peer {
+		if fail.Load() {
+			return down
+		}
+		return mustPeer(t, origin.addr)
+	}
+	addr, _ := startProxy(t, app, proxy.Options{H2C: true})
+	var dials atomic.Int64
+	tr := &http.Transport{Protocols: new(http.Protocols), DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		dials.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, network, a)
+	}}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	c := &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	get := func() int {
+		resp, err := c.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := get(); s != 200 {
+		t.Fatalf("first request: %d", s)
+	}
+	fail.Store(true)
+	if s := get(); s != 502 {
+		t.Fatalf("request to a closed upstream: %d", s)
+	}
+	fail.Store(false)
+	if s := get(); s != 200 {
+		t.Fatalf("request after the failure: %d", s)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("the client dialed %d connections: the failure closed the shared one", n)
+	}
+}

@@ -213,5 +213,11 @@ func TestH2ClientResetCancelsUpstream(t *testing.T) {
 			t.Fatalf("upstream HTTP/2=%v: the origin's request was not canceled after the client reset", upH2)
 		}
 		<-errc
+		for deadline := time.Now().Add(5 * time.Second); app.logged.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if e, _ := app.lastErr.Load().(string); !strings.HasPrefix(e, "Downstream ConnectionClosed") {
+			t.Fatalf("upstream HTTP/2=%v: a client's reset was logged as %q", upH2, e)
+		}
 	}
 }

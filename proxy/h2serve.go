@@ -40,6 +40,40 @@ func (p *Proxy[C]) serveStream(shutdown context.Context, ss *h2.ServerStream) {
 	p.streams.Put(st)
 }
 
+// watchReset arranges for up to be aborted when the client resets the HTTP/2 stream, and
+// returns the function that ends the watch. It allocates nothing: the hook is a method value
+// made once per pooled state.
+func (st *conn[C]) watchReset(up upstreamSession) (stop func()) {
+	st.upMu.Lock()
+	st.curUp = up
+	st.upMu.Unlock()
+	if st.abortUp == nil {
+		st.abortUp, st.unwatch = st.abortCurrent, st.stopWatch
+	}
+	if !st.h2s.SetResetHook(&st.abortUp) {
+		up.abort()
+	}
+	return st.unwatch
+}
+
+// abortCurrent aborts the upstream exchange being watched, if any; the reset hook.
+func (st *conn[C]) abortCurrent() {
+	st.upMu.Lock()
+	up := st.curUp
+	st.upMu.Unlock()
+	if up != nil {
+		up.abort()
+	}
+}
+
+// stopWatch ends watchReset's watch.
+func (st *conn[C]) stopWatch() {
+	st.h2s.SetResetHook(nil)
+	st.upMu.Lock()
+	st.curUp = nil
+	st.upMu.Unlock()
+}
+
 // isUpgrade reports whether the request asks to switch protocols upstream: an HTTP/1.1
 // Upgrade, or an HTTP/2 extended CONNECT turned into one.
 func (st *conn[C]) isUpgrade() bool {
@@ -67,12 +101,17 @@ func (p *Proxy[C]) isH2(c net.Conn) (isH2 bool, serve net.Conn, ok bool) {
 	if tc, isTLS := c.(*tls.Conn); isTLS {
 		return tc.ConnectionState().NegotiatedProtocol == "h2", c, true
 	}
-	if !p.opts.H2C {
+	if !p.opts.H2C && !p.opts.H2COnly {
 		return false, c, true
 	}
 	wait := p.opts.Server.IdleTimeout
 	if wait <= 0 {
 		wait = DefaultPrefaceTimeout
+	}
+	if p.opts.H2COnly {
+		// The HTTP/2 server reads the preface itself, and closes gracefully (after reading
+		// what the client sent) a connection that does not start with it.
+		return true, c, true
 	}
 	isH2, peeked, err := h2.DetectPreface(c, time.Now().Add(wait))
 	if err != nil && len(peeked) == 0 {

@@ -213,10 +213,15 @@ func idempotent(r *header.RequestHeader) bool {
 }
 
 // FailToProxy answers with perr.StatusFor(err), unless nothing can be sent any more, and
-// closes the downstream connection afterwards (the response says Connection: close).
+// closes an HTTP/1 downstream connection afterwards (the response says Connection: close);
+// an HTTP/2 connection keeps serving its other streams.
 func (Defaults[C]) FailToProxy(s *Session, err error, _ *C) FailToProxy {
 	code := perr.StatusFor(err)
-	s.SetKeepAlive(false)
+	if !s.IsHTTP2() {
+		// An HTTP/1 connection closes after a failed request, as the reference does; an
+		// HTTP/2 one goes on serving its other streams (the failed one ends alone).
+		s.SetKeepAlive(false)
+	}
 	if code > 0 && !s.ResponseStarted() {
 		if errors.Is(err, ErrPeerBusy) {
 			var f header.Fields

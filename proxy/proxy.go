@@ -49,6 +49,10 @@ type Options struct {
 	// each new connection's first bytes tell which one the client speaks. Idle HTTP/1
 	// connections of such a listener are not parked (see ParkAfter).
 	H2C bool
+	// H2COnly makes cleartext listeners HTTP/2-only (prior knowledge): a connection that does
+	// not start with the HTTP/2 preface is closed without an answer, as RFC 9113 §3.4 asks of
+	// an HTTP/2 server. It implies H2C.
+	H2COnly bool
 	// ParkAfter is how long an idle keep-alive connection waits for its next request on its
 	// own goroutine before it is parked: handed to one shared epoll watcher, so that it holds
 	// no goroutine stack while it stays idle (Linux). Default 250 ms; negative never parks.
@@ -122,14 +126,18 @@ func (p *Proxy[C]) Connector() *connector.Connector { return p.conn }
 
 // conn is the state of one downstream connection, reused across its requests.
 type conn[C any] struct {
-	ds      *h1.ServerSession // HTTP/1: the connection's session
-	h2s     *h2.ServerStream  // HTTP/2: the stream being served
-	wsKey   string            // HTTP/2: the Sec-WebSocket-Key sent upstream for an extended CONNECT
-	sess    Session
-	ctx     C
-	upReq   header.RequestHeader
-	persist any
-	pumpErr chan error
+	ds    *h1.ServerSession // HTTP/1: the connection's session
+	h2s   *h2.ServerStream  // HTTP/2: the stream being served
+	wsKey string            // HTTP/2: the Sec-WebSocket-Key sent upstream for an extended CONNECT
+	// HTTP/2: the upstream exchange a client's reset aborts (see watchReset).
+	upMu             sync.Mutex
+	curUp            upstreamSession
+	abortUp, unwatch func()
+	sess             Session
+	ctx              C
+	upReq            header.RequestHeader
+	persist          any
+	pumpErr          chan error
 	// phaseMu keeps phases of one request from running at once while the request body is
 	// streamed from its own goroutine.
 	phaseMu sync.Mutex

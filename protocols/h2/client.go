@@ -247,7 +247,9 @@ type ClientStream struct {
 	rtErr  error // the round trip's error, once ReadResponseHeader got it
 	buf    *[bodyBufSize]byte
 
-	protocol string // :protocol of an extended CONNECT
+	protocol string     // :protocol of an extended CONNECT
+	pwMu     sync.Mutex // guards pw and aborted against Abort on another goroutine
+	aborted  bool
 	reqDone  bool
 	bodyDone bool
 	read     int64
@@ -309,8 +311,12 @@ func (s *ClientStream) timeoutError(err *perr.Error, t perr.ErrorType, what stri
 // reader, blocked on other goroutines or not, fail. It is safe for concurrent use; Close must
 // still be called.
 func (s *ClientStream) Abort() {
-	if s.pw != nil {
-		s.pw.CloseWithError(errAborted)
+	s.pwMu.Lock()
+	pw := s.pw
+	s.aborted = true
+	s.pwMu.Unlock()
+	if pw != nil {
+		pw.CloseWithError(errAborted)
 	}
 	s.cancel()
 }
@@ -381,7 +387,12 @@ func (s *ClientStream) WriteRequestHeader(req *header.RequestHeader, endStream b
 		}
 		delete(r.Header, "Content-Length")
 		pr, pw := io.Pipe()
+		s.pwMu.Lock()
 		r.Body, s.pw = pr, pw
+		if s.aborted {
+			pw.CloseWithError(errAborted)
+		}
+		s.pwMu.Unlock()
 	}
 	s.req = r.WithContext(s.ctx)
 	go func(r *http.Request) {

@@ -2,6 +2,7 @@ package h2
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -192,5 +193,14 @@ func TestCancelStream(t *testing.T) {
 	<-canceled
 	if cc.ActiveStreams() != 0 {
 		t.Fatal("closed stream still counted")
+	}
+}
+
+// TestClientErrorMapping checks error mappings that a scripted server cannot provoke on
+// demand.
+func TestClientErrorMapping(t *testing.T) {
+	e := clientError(errors.New("http2: client conn not usable"), goAwayState{}, true, "reading the response head")
+	if retry, decided := e.Retry.Decided(); !decided || !retry || e.Source != perr.Upstream {
+		t.Fatalf("a request that never left a closing connection: %v, retry %v/%v", e, retry, decided)
 	}
 }

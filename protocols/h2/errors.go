@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 
 	"golang.org/x/net/http2"
 
@@ -40,6 +41,10 @@ func clientError(err error, ga goAwayState, beforeHead bool, what string) *perr.
 			e.Retry = perr.Retry(true)
 		}
 		return e
+	case strings.Contains(err.Error(), "client conn not usable"):
+		// x/net's answer when the connection closed while the request waited for a stream
+		// slot: the request was never sent (its error value is not exported).
+		return perr.Because(perr.H2Error, what, err).AsUp().SetRetry(true)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return perr.Because(perr.ReadTimedout, what, err).AsUp()
 	case ga.seen:

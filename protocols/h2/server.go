@@ -213,7 +213,9 @@ func (c *ServerConn) Serve(handler func(*ServerStream)) {
 		return
 	}
 	c.bw = bufio.NewWriterSize(c.conn, 16<<10)
-	c.fr = http2.NewFramer(c.bw, c.conn)
+	// Reads go through a small buffer: a frame's header and payload, and frames that arrive
+	// together, then cost one read call instead of one each.
+	c.fr = http2.NewFramer(c.bw, bufio.NewReaderSize(c.conn, 4<<10))
 	c.fr.SetMaxReadFrameSize(c.opts.MaxReadFrameSize)
 	c.fr.MaxHeaderListSize = c.opts.MaxHeaderListSize
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(headerTable, nil)
