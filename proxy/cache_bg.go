@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora/cache"
-	"github.com/pingora-go/pingora/connector"
 	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/perr"
 )
@@ -98,28 +97,12 @@ func (p *Proxy[C]) backgroundLogging(s *Session, err error, ctx *C) {
 func (p *Proxy[C]) backgroundAttempts(s *Session, ctx *C) error {
 	var last *perr.Error
 	for s.attempts < p.opts.MaxRetries {
-		s.attempts++
-		peer, err := p.app.UpstreamPeer(s, ctx)
+		a, e, err := p.connect(s, nil, ctx)
 		if err != nil {
 			return err
 		}
-		if peer == nil {
-			return perr.Explain(perr.InternalError, "UpstreamPeer returned no peer").AsIn()
-		}
-		s.peer = peer
-		slot, err := p.inflight.acquire(peer)
-		var hs connector.HTTPSession
-		var reused bool
-		if err == nil {
-			hs, reused, err = p.conn.GetHTTP(context.Background(), peer, false)
-			if err != nil && slot != nil {
-				slot()
-			}
-		}
-		if err != nil {
-			e := perrOf(err, perr.Upstream)
-			e.Source = perr.Upstream
-			e = p.app.FailToConnect(s, peer, ctx, e)
+		peer, hs, reused := a.peer, a.hs, a.reused
+		if e != nil {
 			if retry, decided := e.Retry.Decided(); decided && retry {
 				last = e
 				continue
@@ -135,14 +118,11 @@ func (p *Proxy[C]) backgroundAttempts(s *Session, ctx *C) error {
 				err = p.backgroundExchange(s, (*h1Up)(hs.H1), false, ctx)
 			}
 		}
-		p.conn.ReleaseHTTP(peer, hs)
-		if slot != nil {
-			slot()
-		}
+		p.release(&a)
 		if err == nil {
 			return nil
 		}
-		e := perrOf(err, perr.Internal)
+		e = perrOf(err, perr.Internal)
 		e = p.app.ErrorWhileProxy(peer, s, e, ctx, reused)
 		if retry, decided := e.Retry.Decided(); !decided || !retry {
 			return e

@@ -21,6 +21,7 @@ import (
 	"github.com/pingora-go/pingora/protocols/h1"
 	"github.com/pingora-go/pingora/protocols/h2"
 	"github.com/pingora-go/pingora/server"
+	"github.com/pingora-go/pingora/upstream"
 )
 
 // Options configures a Proxy. The zero value uses the defaults.
@@ -530,35 +531,65 @@ func (p *Proxy[C]) finishLocalResponse(s *Session) error {
 	return nil
 }
 
+// attempt is the connection of one upstream attempt: the peer UpstreamPeer chose, the session
+// to it, and the peer's in-flight slot (nil without a limit).
+type attempt struct {
+	peer   *upstream.Peer
+	hs     connector.HTTPSession
+	reused bool
+	slot   func()
+}
+
+// connect counts an attempt, asks UpstreamPeer for its peer and connects to it within the
+// peer's in-flight limit, over HTTP/1.1 when the request of st needs it (st is nil for a
+// request without a client). A failure to choose a peer is final (err); a failure to connect
+// comes back as e, after FailToConnect decided about it.
+func (p *Proxy[C]) connect(s *Session, st *conn[C], ctx *C) (a attempt, e *perr.Error, err error) {
+	s.attempts++
+	peer, err := p.app.UpstreamPeer(s, ctx)
+	if err != nil {
+		return a, nil, err
+	}
+	if peer == nil {
+		return a, nil, perr.Explain(perr.InternalError, "UpstreamPeer returned no peer").AsIn()
+	}
+	s.peer, a.peer = peer, peer
+	a.slot, err = p.inflight.acquire(peer)
+	if err == nil {
+		a.hs, a.reused, err = p.conn.GetHTTP(context.Background(), peer, st != nil && st.needsH1(peer))
+		if err != nil && a.slot != nil {
+			a.slot()
+		}
+	}
+	if err != nil {
+		e = perrOf(err, perr.Upstream)
+		e.Source = perr.Upstream
+		return a, p.app.FailToConnect(s, peer, ctx, e), nil
+	}
+	return a, nil, nil
+}
+
+// release ends an attempt's session and gives its slot back.
+func (p *Proxy[C]) release(a *attempt) {
+	p.conn.ReleaseHTTP(a.peer, a.hs)
+	if a.slot != nil {
+		a.slot()
+	}
+}
+
 // proxyToUpstream runs the attempt loop: choose a peer, connect, proxy; retry while errors
 // are marked retryable and MaxRetries allows.
 func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 	s := &st.sess
 	var last *perr.Error
 	for s.attempts < p.opts.MaxRetries {
-		s.attempts++
-		peer, err := p.app.UpstreamPeer(s, ctx)
+		connStart := time.Now()
+		a, e, err := p.connect(s, st, ctx)
 		if err != nil {
 			return err
 		}
-		if peer == nil {
-			return perr.Explain(perr.InternalError, "UpstreamPeer returned no peer").AsIn()
-		}
-		s.peer = peer
-		connStart := time.Now()
-		slot, err := p.inflight.acquire(peer)
-		var hs connector.HTTPSession
-		var reused bool
-		if err == nil {
-			hs, reused, err = p.conn.GetHTTP(context.Background(), peer, st.needsH1(peer))
-			if err != nil && slot != nil {
-				slot()
-			}
-		}
-		if err != nil {
-			e := perrOf(err, perr.Upstream)
-			e.Source = perr.Upstream
-			e = p.app.FailToConnect(s, peer, ctx, e)
+		peer, hs, reused := a.peer, a.hs, a.reused
+		if e != nil {
 			if retry, decided := e.Retry.Decided(); decided && retry && !s.respStarted {
 				p.log.Warn("retrying after connect failure", "request", p.app.RequestSummary(s, ctx), "error", e.Error(), "attempt", s.attempts)
 				last = e
@@ -578,14 +609,11 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 				err = p.proxyExchange(st, (*h1Up)(hs.H1), hs.H1, ctx)
 			}
 		}
-		p.conn.ReleaseHTTP(peer, hs)
-		if slot != nil {
-			slot()
-		}
+		p.release(&a)
 		if err == nil {
 			return nil
 		}
-		e := perrOf(err, perr.Internal)
+		e = perrOf(err, perr.Internal)
 		e = p.app.ErrorWhileProxy(peer, s, e, ctx, reused)
 		retry, decided := e.Retry.Decided()
 		if !decided {
