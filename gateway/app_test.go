@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pingora-go/pingora/internal/testbin"
+	"github.com/pingora-go/pingora/internal/testserve"
 )
 
 const routesConf = `
@@ -77,14 +80,14 @@ func TestRoutes(t *testing.T) {
 	a := startOrigin(t, "A")
 	dir := t.TempDir()
 	sum := sha256.Sum256([]byte("s3cret"))
-	listen := freeAddr(t)
+	listen := testbin.FreeAddr(t)
 	path := writeFile(t, dir, expand(routesConf, map[string]string{"LISTEN": listen, "A": a.addr, "SHA": hex.EncodeToString(sum[:])}))
 	serve(t, path)
-	c := client(t)
+	c := testserve.Client(t)
 	base := "http://" + listen
 
 	t.Run("upstream with rewrite and header edits", func(t *testing.T) {
-		resp, body := do(t, c, "GET", base+"/v1/users?id=7", "Host", "api.example.com", "X-Secret", "x")
+		resp, body := testserve.Do(t, c, "GET", base+"/v1/users?id=7", "Host", "api.example.com", "X-Secret", "x")
 		if resp.StatusCode != 200 || body != "A /users?id=7" {
 			t.Fatalf("%d %q", resp.StatusCode, body)
 		}
@@ -94,49 +97,49 @@ func TestRoutes(t *testing.T) {
 		if resp.Header.Get("X-Gateway") != "pingora" || resp.Header.Get("X-Origin") != "" {
 			t.Errorf("response edits: %v", resp.Header)
 		}
-		resp, _ = do(t, c, "GET", base+"/v1/x", "Host", "eu.api.example.com:8080")
+		resp, _ = testserve.Do(t, c, "GET", base+"/v1/x", "Host", "eu.api.example.com:8080")
 		if resp.StatusCode != 200 {
 			t.Errorf("wildcard host: %d", resp.StatusCode)
 		}
 	})
 	t.Run("no route is 404", func(t *testing.T) {
-		resp, _ := do(t, c, "GET", base+"/v1/users", "Host", "api.example.org")
+		resp, _ := testserve.Do(t, c, "GET", base+"/v1/users", "Host", "api.example.org")
 		if resp.StatusCode != 404 {
 			t.Errorf("%d", resp.StatusCode)
 		}
 	})
 	t.Run("redirect", func(t *testing.T) {
-		resp, _ := do(t, c, "GET", base+"/old/page?a=1&b=2", "Host", "www.example.com")
+		resp, _ := testserve.Do(t, c, "GET", base+"/old/page?a=1&b=2", "Host", "www.example.com")
 		if resp.StatusCode != 308 || resp.Header.Get("Location") != "https://www.example.com/new/old/page?a=1&b=2" {
 			t.Errorf("%d %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		resp, _ = do(t, c, "GET", base+"/old/", "Host", "www.example.com")
+		resp, _ = testserve.Do(t, c, "GET", base+"/old/", "Host", "www.example.com")
 		if resp.Header.Get("Location") != "https://www.example.com/new/old/" {
 			t.Errorf("without query: %q", resp.Header.Get("Location"))
 		}
 	})
 	t.Run("static response", func(t *testing.T) {
-		resp, body := do(t, c, "GET", base+"/tea")
+		resp, body := testserve.Do(t, c, "GET", base+"/tea")
 		if resp.StatusCode != 418 || body != "short and stout, GET\n" || resp.Header.Get("Content-Type") != "text/plain" {
 			t.Errorf("%d %q %v", resp.StatusCode, body, resp.Header)
 		}
-		resp, body = do(t, c, "HEAD", base+"/tea")
+		resp, body = testserve.Do(t, c, "HEAD", base+"/tea")
 		if resp.StatusCode != 418 || body != "" || resp.ContentLength != int64(len("short and stout, HEAD\n")) {
 			t.Errorf("HEAD: %d %q %d", resp.StatusCode, body, resp.ContentLength)
 		}
-		resp, _ = do(t, c, "POST", base+"/tea")
+		resp, _ = testserve.Do(t, c, "POST", base+"/tea")
 		if resp.StatusCode == 418 {
 			t.Error("POST took a GET/HEAD route")
 		}
 	})
 	t.Run("header match", func(t *testing.T) {
-		_, body := do(t, c, "GET", base+"/anything", "X-Canary", "yes")
+		_, body := testserve.Do(t, c, "GET", base+"/anything", "X-Canary", "yes")
 		if body != "canary" {
 			t.Errorf("%q", body)
 		}
 	})
 	t.Run("basic auth", func(t *testing.T) {
-		resp, _ := do(t, c, "GET", base+"/private/x")
+		resp, _ := testserve.Do(t, c, "GET", base+"/private/x")
 		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Basic realm="staff", charset="UTF-8"` {
 			t.Errorf("%d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
@@ -159,36 +162,36 @@ func TestRoutes(t *testing.T) {
 		}
 	})
 	t.Run("cidr", func(t *testing.T) {
-		if resp, _ := do(t, c, "GET", base+"/internal/x"); resp.StatusCode != 403 {
+		if resp, _ := testserve.Do(t, c, "GET", base+"/internal/x"); resp.StatusCode != 403 {
 			t.Errorf("allow: %d", resp.StatusCode)
 		}
-		if resp, _ := do(t, c, "GET", base+"/blocked/x"); resp.StatusCode != 403 {
+		if resp, _ := testserve.Do(t, c, "GET", base+"/blocked/x"); resp.StatusCode != 403 {
 			t.Errorf("deny: %d", resp.StatusCode)
 		}
 	})
 	t.Run("websocket refused", func(t *testing.T) {
-		resp, _ := do(t, c, "GET", base+"/ws", "Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		resp, _ := testserve.Do(t, c, "GET", base+"/ws", "Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 		if resp.StatusCode != 403 {
 			t.Errorf("%d", resp.StatusCode)
 		}
-		if resp, _ := do(t, c, "GET", base+"/ws"); resp.StatusCode != 200 {
+		if resp, _ := testserve.Do(t, c, "GET", base+"/ws"); resp.StatusCode != 200 {
 			t.Errorf("plain request: %d", resp.StatusCode)
 		}
 	})
 	t.Run("rate limit", func(t *testing.T) {
 		for i := range 3 {
-			resp, _ := do(t, c, "GET", base+"/limited")
+			resp, _ := testserve.Do(t, c, "GET", base+"/limited")
 			if resp.StatusCode != 200 || resp.Header.Get("RateLimit-Limit") != "3" {
 				t.Fatalf("request %d: %d %v", i, resp.StatusCode, resp.Header)
 			}
 		}
-		resp, _ := do(t, c, "GET", base+"/limited")
+		resp, _ := testserve.Do(t, c, "GET", base+"/limited")
 		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("%d %v", resp.StatusCode, resp.Header)
 		}
 	})
 	t.Run("compression per route", func(t *testing.T) {
-		resp, body := do(t, c, "GET", base+"/big", "Accept-Encoding", "gzip")
+		resp, body := testserve.Do(t, c, "GET", base+"/big", "Accept-Encoding", "gzip")
 		if resp.Header.Get("Content-Encoding") != "gzip" {
 			t.Fatalf("not compressed: %v", resp.Header)
 		}
@@ -200,7 +203,7 @@ func TestRoutes(t *testing.T) {
 		if len(plain) != 18000 {
 			t.Errorf("decompressed %d bytes", len(plain))
 		}
-		resp, body = do(t, c, "GET", base+"/big-plain", "Accept-Encoding", "gzip")
+		resp, body = testserve.Do(t, c, "GET", base+"/big-plain", "Accept-Encoding", "gzip")
 		if resp.Header.Get("Content-Encoding") != "" || len(body) != 18000 {
 			t.Errorf("route without compression: %v, %d bytes", resp.Header, len(body))
 		}

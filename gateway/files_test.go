@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pingora-go/pingora/internal/testbin"
+	"github.com/pingora-go/pingora/internal/testserve"
 )
 
 func TestFiles(t *testing.T) {
@@ -35,7 +38,7 @@ func TestFiles(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "secret.txt"), filepath.Join(www, "escape.txt")); err != nil {
 		t.Fatal(err)
 	}
-	listen := freeAddr(t)
+	listen := testbin.FreeAddr(t)
 	path := writeFile(t, dir, expand(`
 listeners: [{address: "{{LISTEN}}"}]
 services:
@@ -47,10 +50,10 @@ services:
         response_headers: {set: {X-Files: "yes"}}
 `, map[string]string{"LISTEN": listen}))
 	serve(t, path)
-	c := client(t)
+	c := testserve.Client(t)
 	base := "http://" + listen + "/static"
 
-	resp, body := do(t, c, "GET", base+"/app.js")
+	resp, body := testserve.Do(t, c, "GET", base+"/app.js")
 	if resp.StatusCode != 200 || body != "console.log(1)" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
 		t.Fatalf("%d %q %v", resp.StatusCode, body, resp.Header)
 	}
@@ -58,7 +61,7 @@ services:
 	if etag == "" || lm == "" || resp.Header.Get("Cache-Control") != "max-age=60" || resp.Header.Get("X-Files") != "yes" {
 		t.Fatalf("headers %v", resp.Header)
 	}
-	if resp, _ := do(t, c, "GET", base+"/style.css"); !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") {
+	if resp, _ := testserve.Do(t, c, "GET", base+"/style.css"); !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") {
 		t.Errorf("css type %q", resp.Header.Get("Content-Type"))
 	}
 
@@ -107,7 +110,7 @@ services:
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := do(t, c, tc.method, base+tc.path, tc.hdr...)
+			resp, body := testserve.Do(t, c, tc.method, base+tc.path, tc.hdr...)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d (%q)", resp.StatusCode, tc.status, body)
 			}
@@ -138,14 +141,14 @@ func TestFilesLarge(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "big.bin"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	listen := freeAddr(t)
+	listen := testbin.FreeAddr(t)
 	serve(t, writeFile(t, dir, "listeners: [{address: \""+listen+"\"}]\nservices: {s: {routes: [{files: {root: .}}]}}\n"))
-	c := client(t)
-	resp, body := do(t, c, "GET", "http://"+listen+"/big.bin")
+	c := testserve.Client(t)
+	resp, body := testserve.Do(t, c, "GET", "http://"+listen+"/big.bin")
 	if resp.StatusCode != 200 || body != string(big) || resp.Header.Get("Content-Type") != "application/octet-stream" {
 		t.Fatalf("%d, %d bytes, %q", resp.StatusCode, len(body), resp.Header.Get("Content-Type"))
 	}
-	resp, body = do(t, c, "GET", "http://"+listen+"/big.bin", "Range", "bytes=65530-65545")
+	resp, body = testserve.Do(t, c, "GET", "http://"+listen+"/big.bin", "Range", "bytes=65530-65545")
 	if resp.StatusCode != 206 || body != string(big[65530:65546]) {
 		t.Fatalf("%d %q", resp.StatusCode, body)
 	}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,22 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pingora-go/pingora/server"
+	"github.com/pingora-go/pingora/internal/testbin"
+	"github.com/pingora-go/pingora/internal/testserve"
 )
 
 // bound bounds every wait of the tests.
 const bound = 20 * time.Second
-
-// freeAddr returns a loopback address nobody listens on.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // origin is an upstream in the test process. It answers "NAME PATH" with the request's
 // X-Test field echoed in X-Echo, and counts its requests by path.
@@ -128,80 +117,13 @@ func serve(t testing.TB, path string) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Options{GracePeriod: time.Second, Logger: logger})
-	for _, s := range svcs {
-		srv.AddService(s)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.RunServices(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server: %v", err)
-			}
-		case <-time.After(bound):
-			t.Errorf("server still running after %s", bound)
-		}
-	})
+	testserve.Run(t, testserve.Options{Logger: logger, ReportErr: true}, svcs...)
 	for _, l := range c.Listeners {
 		if !strings.HasPrefix(l.Address, "unix:") {
-			waitListening(t, l.Address)
+			testbin.WaitListening(t, l.Address)
 		}
 	}
 	return &running{g: g, file: path, log: lb}
-}
-
-// waitListening waits until addr accepts connections.
-func waitListening(t testing.TB, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not listening: %v", addr, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// client returns an HTTP/1.1 client that follows no redirects.
-func client(t testing.TB) *http.Client {
-	tr := &http.Transport{DisableCompression: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: bound, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
-
-// do sends a request and returns the response with its body read.
-func do(t testing.TB, c *http.Client, method, url string, hdr ...string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		if strings.EqualFold(hdr[i], "Host") {
-			req.Host = hdr[i+1]
-			continue
-		}
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(body)
 }
 
 // rawGet sends target exactly as given (a client library would clean it) and returns the

@@ -13,15 +13,17 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/internal/testpki"
+	"github.com/pingora-go/pingora/internal/testserve"
 )
 
 // TestPoolHealthAndRetries: a backend that refuses connections is retried around at once,
 // and taken out by the health check; round robin spreads over the rest by weight.
 func TestPoolHealthAndRetries(t *testing.T) {
 	a, b := startOrigin(t, "A"), startOrigin(t, "B")
-	dead := freeAddr(t)
-	listen := freeAddr(t)
+	dead := testbin.FreeAddr(t)
+	listen := testbin.FreeAddr(t)
 	path := writeFile(t, t.TempDir(), expand(`
 listeners: [{address: "{{LISTEN}}"}]
 upstreams:
@@ -42,10 +44,10 @@ services:
       - {match: {path_prefix: /noretry}, upstream: noretry}
 `, map[string]string{"LISTEN": listen, "A": a.addr, "B": b.addr, "DEAD": dead}))
 	serve(t, path)
-	c := client(t)
+	c := testserve.Client(t)
 	counts := map[string]int{}
 	for range 40 {
-		resp, _ := do(t, c, "GET", "http://"+listen+"/checked")
+		resp, _ := testserve.Do(t, c, "GET", "http://"+listen+"/checked")
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
@@ -60,11 +62,11 @@ services:
 		t.Error("no health check reached the backend")
 	}
 	for range 10 {
-		if resp, _ := do(t, c, "GET", "http://"+listen+"/unchecked"); resp.StatusCode != 200 {
+		if resp, _ := testserve.Do(t, c, "GET", "http://"+listen+"/unchecked"); resp.StatusCode != 200 {
 			t.Fatalf("a connect failure was not retried on the other backend: %d", resp.StatusCode)
 		}
 	}
-	if resp, _ := do(t, c, "GET", "http://"+listen+"/noretry"); resp.StatusCode != 502 {
+	if resp, _ := testserve.Do(t, c, "GET", "http://"+listen+"/noretry"); resp.StatusCode != 502 {
 		t.Errorf("no backend to connect to: %d", resp.StatusCode)
 	}
 }
@@ -73,7 +75,7 @@ services:
 // others answer.
 func TestPoolAlgorithms(t *testing.T) {
 	o := []*origin{startOrigin(t, "A"), startOrigin(t, "B"), startOrigin(t, "C")}
-	listen := freeAddr(t)
+	listen := testbin.FreeAddr(t)
 	vars := map[string]string{"LISTEN": listen, "A": o[0].addr, "B": o[1].addr, "C": o[2].addr}
 	path := writeFile(t, t.TempDir(), expand(`
 listeners: [{address: "{{LISTEN}}"}]
@@ -93,11 +95,11 @@ services:
       - {upstream: smooth}
 `, vars))
 	serve(t, path)
-	c := client(t)
+	c := testserve.Client(t)
 	users := map[string]string{}
 	for round := range 3 {
 		for _, u := range []string{"ann", "bob", "cid", "dan", "eve", "fay"} {
-			resp, _ := do(t, c, "GET", "http://"+listen+"/", "X-Pool", "1", "X-User", u)
+			resp, _ := testserve.Do(t, c, "GET", "http://"+listen+"/", "X-Pool", "1", "X-User", u)
 			got := resp.Header.Get("X-Origin")
 			if round > 0 && users[u] != got {
 				t.Errorf("user %s moved from %s to %s", u, users[u], got)
@@ -113,8 +115,8 @@ services:
 		t.Errorf("six keys all on one backend: %v", users)
 	}
 	for _, p := range []string{"/p/one", "/p/two"} {
-		first, _ := do(t, c, "GET", "http://"+listen+p)
-		again, _ := do(t, c, "GET", "http://"+listen+p)
+		first, _ := testserve.Do(t, c, "GET", "http://"+listen+p)
+		again, _ := testserve.Do(t, c, "GET", "http://"+listen+p)
 		if first.Header.Get("X-Origin") != again.Header.Get("X-Origin") {
 			t.Errorf("path %s moved", p)
 		}
@@ -122,7 +124,7 @@ services:
 	for _, p := range []string{"/least", "/random", "/"} {
 		spread := map[string]bool{}
 		for range 30 {
-			resp, _ := do(t, c, "GET", "http://"+listen+p)
+			resp, _ := testserve.Do(t, c, "GET", "http://"+listen+p)
 			if resp.StatusCode != 200 {
 				t.Fatalf("%s: %d", p, resp.StatusCode)
 			}
@@ -173,7 +175,7 @@ func TestTLSAndHTTP2(t *testing.T) {
 	go osrv.Serve(oln)
 	t.Cleanup(func() { osrv.Close() })
 
-	tlsAddr, h2cAddr := freeAddr(t), freeAddr(t)
+	tlsAddr, h2cAddr := testbin.FreeAddr(t), testbin.FreeAddr(t)
 	path := writeFile(t, dir, expand(`
 listeners:
   - address: "{{TLS}}"
@@ -204,7 +206,7 @@ services:
 	for _, name := range []string{"a.example", "b.example"} {
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: name}, ForceAttemptHTTP2: true}
 		c := &http.Client{Transport: tr, Timeout: bound}
-		resp, body := do(t, c, "GET", "https://"+tlsAddr+"/")
+		resp, body := testserve.Do(t, c, "GET", "https://"+tlsAddr+"/")
 		tr.CloseIdleConnections()
 		if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" || body != "origin saw HTTP/2.0" {
 			t.Errorf("%s: %d %s %q", name, resp.StatusCode, resp.Proto, body)
@@ -215,7 +217,7 @@ services:
 	}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "a.example"}}
 	c := &http.Client{Transport: tr, Timeout: bound}
-	if resp, _ := do(t, c, "GET", "https://"+tlsAddr+"/bad"); resp.StatusCode != 502 {
+	if resp, _ := testserve.Do(t, c, "GET", "https://"+tlsAddr+"/bad"); resp.StatusCode != 502 {
 		t.Errorf("an upstream certificate for another name was accepted: %d", resp.StatusCode)
 	}
 	tr.CloseIdleConnections()
@@ -224,7 +226,7 @@ services:
 		return net.DialTimeout(network, addr, bound)
 	}}
 	defer h2c.CloseIdleConnections()
-	resp, body := do(t, &http.Client{Transport: h2c, Timeout: bound}, "GET", "http://"+h2cAddr+"/")
+	resp, body := testserve.Do(t, &http.Client{Transport: h2c, Timeout: bound}, "GET", "http://"+h2cAddr+"/")
 	if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" || !strings.HasPrefix(body, "origin saw") {
 		t.Errorf("h2c: %d %s %q", resp.StatusCode, resp.Proto, body)
 	}
@@ -233,18 +235,18 @@ services:
 // TestStartWaitsForHealth: backends found down by the first round of checks take no request.
 func TestStartWaitsForHealth(t *testing.T) {
 	a := startOrigin(t, "A")
-	dead := freeAddr(t)
-	listen := freeAddr(t)
+	dead := testbin.FreeAddr(t)
+	listen := testbin.FreeAddr(t)
 	serve(t, writeFile(t, t.TempDir(), expand(`
 listeners: [{address: "{{LISTEN}}"}]
 upstreams:
   u: {backends: ["{{DEAD}}", "{{A}}"], health_check: {type: tcp, interval: 1h}, retries: 0}
 services: {s: {routes: [{upstream: u}]}}
 `, map[string]string{"LISTEN": listen, "A": a.addr, "DEAD": dead})))
-	c := client(t)
+	c := testserve.Client(t)
 	start := time.Now()
 	for range 6 {
-		if resp, _ := do(t, c, "GET", "http://"+listen+"/"); resp.StatusCode != 200 {
+		if resp, _ := testserve.Do(t, c, "GET", "http://"+listen+"/"); resp.StatusCode != 200 {
 			t.Fatalf("a request went to the backend the first check found down: %d", resp.StatusCode)
 		}
 	}

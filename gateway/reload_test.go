@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pingora-go/pingora/internal/testbin"
+	"github.com/pingora-go/pingora/internal/testserve"
 )
 
 const reloadConf = `
@@ -30,7 +33,7 @@ services:
 // it.
 func TestReloadUnderLoad(t *testing.T) {
 	a, b := startOrigin(t, "A"), startOrigin(t, "B")
-	listen := freeAddr(t)
+	listen := testbin.FreeAddr(t)
 	dir := t.TempDir()
 	version := func(v int) string {
 		o := a.addr
@@ -77,7 +80,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		if err := r.g.Reload(); err != nil {
 			t.Fatalf("reload %d: %v", v, err)
 		}
-		resp, _ := do(t, client(t), "GET", "http://"+listen+"/after")
+		resp, _ := testserve.Do(t, testserve.Client(t), "GET", "http://"+listen+"/after")
 		if got := resp.Header.Get("X-Version"); got != fmt.Sprint(v) {
 			t.Errorf("after reload %d the response says version %s", v, got)
 		}
@@ -96,7 +99,7 @@ func TestReloadUnderLoad(t *testing.T) {
 // configuration stays.
 func TestReloadKeepsOldOnError(t *testing.T) {
 	a := startOrigin(t, "A")
-	listen := freeAddr(t)
+	listen := testbin.FreeAddr(t)
 	dir := t.TempDir()
 	good := expand(reloadConf, map[string]string{"LISTEN": listen, "ORIGIN": a.addr, "VERSION": "1"})
 	path := writeFile(t, dir, good)
@@ -112,7 +115,7 @@ func TestReloadKeepsOldOnError(t *testing.T) {
 	if !strings.Contains(r.log.String(), "configuration reload failed") || !strings.Contains(r.log.String(), "gateway.yaml:9:") {
 		t.Errorf("log:\n%s", r.log.String())
 	}
-	if resp, _ := do(t, client(t), "GET", "http://"+listen+"/x"); resp.StatusCode != 200 || resp.Header.Get("X-Version") != "1" {
+	if resp, _ := testserve.Do(t, testserve.Client(t), "GET", "http://"+listen+"/x"); resp.StatusCode != 200 || resp.Header.Get("X-Version") != "1" {
 		t.Errorf("old configuration gone: %d %v", resp.StatusCode, resp.Header)
 	}
 	// A file that does not parse at all keeps it too.
@@ -122,7 +125,7 @@ func TestReloadKeepsOldOnError(t *testing.T) {
 	if r.g.Reload() == nil {
 		t.Fatal("a broken file reloaded")
 	}
-	if resp, _ := do(t, client(t), "GET", "http://"+listen+"/x"); resp.StatusCode != 200 {
+	if resp, _ := testserve.Do(t, testserve.Client(t), "GET", "http://"+listen+"/x"); resp.StatusCode != 200 {
 		t.Errorf("after a broken file: %d", resp.StatusCode)
 	}
 }
@@ -132,12 +135,12 @@ func TestReloadKeepsOldOnError(t *testing.T) {
 // logged as needing a restart.
 func TestReloadLifecycle(t *testing.T) {
 	a, b := startOrigin(t, "A"), startOrigin(t, "B")
-	listen := freeAddr(t)
+	listen := testbin.FreeAddr(t)
 	dir := t.TempDir()
 	path := writeFile(t, dir, expand(reloadConf, map[string]string{"LISTEN": listen, "ORIGIN": a.addr, "VERSION": "1"}))
 	r := serve(t, path)
-	c := client(t)
-	if resp, _ := do(t, c, "GET", "http://"+listen+"/limited"); resp.StatusCode != 200 {
+	c := testserve.Client(t)
+	if resp, _ := testserve.Do(t, c, "GET", "http://"+listen+"/limited"); resp.StatusCode != 200 {
 		t.Fatal(resp.StatusCode)
 	}
 
@@ -156,7 +159,7 @@ func TestReloadLifecycle(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 
-	other := freeAddr(t)
+	other := testbin.FreeAddr(t)
 	next := expand(reloadConf, map[string]string{"LISTEN": other, "ORIGIN": b.addr, "VERSION": "2"})
 	if err := os.WriteFile(path, []byte(next), 0o644); err != nil {
 		t.Fatal(err)
@@ -176,7 +179,7 @@ func TestReloadLifecycle(t *testing.T) {
 		t.Error("the new pool's health checker does not run")
 	}
 	// The running listener stays and serves the new routes; the new one is not opened.
-	resp, _ := do(t, c, "GET", "http://"+listen+"/x")
+	resp, _ := testserve.Do(t, c, "GET", "http://"+listen+"/x")
 	if resp.Header.Get("X-Origin") != "B" || resp.Header.Get("X-Version") != "2" {
 		t.Errorf("after the reload: %v", resp.Header)
 	}
@@ -184,10 +187,10 @@ func TestReloadLifecycle(t *testing.T) {
 		t.Errorf("listener change not logged:\n%s", r.log.String())
 	}
 	// The unchanged rate limit kept its count: one more request is allowed, then 429.
-	if resp, _ := do(t, c, "GET", "http://"+listen+"/limited"); resp.StatusCode != 200 {
+	if resp, _ := testserve.Do(t, c, "GET", "http://"+listen+"/limited"); resp.StatusCode != 200 {
 		t.Errorf("second request: %d", resp.StatusCode)
 	}
-	if resp, _ := do(t, c, "GET", "http://"+listen+"/limited"); resp.StatusCode != 429 {
+	if resp, _ := testserve.Do(t, c, "GET", "http://"+listen+"/limited"); resp.StatusCode != 429 {
 		t.Errorf("third request: %d", resp.StatusCode)
 	}
 }

@@ -2,9 +2,6 @@ package proxy_test
 
 import (
 	"bufio"
-	"context"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -13,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/internal/testserve"
 	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/server"
@@ -93,34 +91,14 @@ func mustPeer(t testing.TB, addr string) *upstream.Peer {
 func startProxy(t testing.TB, app proxy.ProxyHTTP[testCtx], opts proxy.Options) (string, *proxy.Proxy[testCtx]) {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts.Logger = testserve.Quiet()
 	}
 	p := proxy.New(app, opts)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	svc := server.NewListeningService("test proxy", p)
 	svc.SetLogger(opts.Logger)
-	svc.AddListener(ln)
-	srv := server.New(server.Options{GracePeriod: 2 * time.Second, Logger: opts.Logger})
-	srv.AddService(svc)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		srv.RunServices(ctx)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("proxy did not stop")
-		}
-		p.Connector().Close()
-	})
-	return ln.Addr().String(), p
+	addr := testserve.Listen(t, svc)
+	testserve.Run(t, testserve.Options{GracePeriod: 2 * time.Second, Logger: opts.Logger, AfterStop: p.Connector().Close}, svc)
+	return addr, p
 }
 
 // countingServer is a net/http origin that counts the connections it accepted.

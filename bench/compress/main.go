@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pingora-go/pingora/bench/internal/procutil"
 	"github.com/pingora-go/pingora/compression"
 )
 
@@ -292,7 +293,7 @@ func waitUp(client *http.Client, url string) error {
 
 // nginxCPU runs fetch until nginx (pid) has used minCPU, and returns its CPU time per fetch.
 func nginxCPU(pid int, minCPU time.Duration, fetch func() error) (time.Duration, error) {
-	start, err := procCPU(pid)
+	start, err := procutil.ProcessCPU(pid)
 	if err != nil {
 		return 0, err
 	}
@@ -303,7 +304,7 @@ func nginxCPU(pid int, minCPU time.Duration, fetch func() error) (time.Duration,
 			return 0, err
 		}
 		n++
-		now, err := procCPU(pid)
+		now, err := procutil.ProcessCPU(pid)
 		if err != nil {
 			return 0, err
 		}
@@ -311,28 +312,4 @@ func nginxCPU(pid int, minCPU time.Duration, fetch func() error) (time.Duration,
 			return (now - start) / time.Duration(n), nil
 		}
 	}
-}
-
-// procCPU reads a process's user + system time from /proc/<pid>/stat.
-func procCPU(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, errors.New("bad /proc stat")
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, errors.New("bad /proc stat times")
-	}
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / ticks, nil
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pingora-go/pingora/bench/internal/procutil"
 )
 
 // idleDialers is how many connections the idle client opens at once, well below the
@@ -131,7 +133,7 @@ type idleSample struct {
 // and samples the RSS at each of c.idleAfter after the last response.
 func measureIdle(ctx context.Context, e *env, t target, c config) (idleResult, error) {
 	res := idleResult{name: t.name}
-	listen, err := freeAddr()
+	listen, err := procutil.FreeAddr()
 	if err != nil {
 		return res, err
 	}
@@ -140,7 +142,7 @@ func measureIdle(ctx context.Context, e *env, t target, c config) (idleResult, e
 	p, err := t.start(pctx, e, s, listen)
 	cancel()
 	if p != nil {
-		defer p.stop()
+		defer p.Stop()
 	}
 	if err != nil {
 		return res, err
@@ -152,7 +154,7 @@ func measureIdle(ctx context.Context, e *env, t target, c config) (idleResult, e
 	if err := sleep(ctx, c.idleSettle); err != nil {
 		return res, err
 	}
-	res.baseKB = statusKB(p.pid(), "VmRSS")
+	res.baseKB = procutil.StatusKB(p.PID(), "VmRSS")
 
 	cctx, ccancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer ccancel()
@@ -192,10 +194,10 @@ func measureIdle(ctx context.Context, e *env, t target, c config) (idleResult, e
 		if err := sleep(ctx, time.Until(t0.Add(off))); err != nil {
 			return res, err
 		}
-		if p.exited() {
+		if p.Exited() {
 			return res, fmt.Errorf("%s exited during the idle test", t.name)
 		}
-		res.samples = append(res.samples, idleSample{after: off, rssKB: statusKB(p.pid(), "VmRSS"), fds: openFDs(p.pid())})
+		res.samples = append(res.samples, idleSample{after: off, rssKB: procutil.StatusKB(p.PID(), "VmRSS"), fds: procutil.OpenFDs(p.PID())})
 	}
 	return res, nil
 }

@@ -25,13 +25,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/pingora-go/pingora/bench/internal/procutil"
 )
 
 // sizes are the origin's static files, by URL path name.
@@ -143,24 +143,15 @@ func (c *config) parseLists(sizesFlag, workersFlag, targetsFlag, idleAfterFlag s
 
 // runAll runs the whole plan and prints the tables.
 func runAll(c config) error {
-	for _, tool := range []string{"nginx", "haproxy", "wrk", "taskset"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is needed (Debian: apt-get install -y nginx-light haproxy wrk util-linux): %w", tool, err)
-		}
+	if err := procutil.NeedTools("Debian: apt-get install -y nginx-light haproxy wrk util-linux", "nginx", "haproxy", "wrk", "taskset"); err != nil {
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	defer stopAll()
-
-	dir, err := os.MkdirTemp("", "pingora-e2e-")
+	sess, err := procutil.NewSession("pingora-e2e-", c.keep)
 	if err != nil {
 		return err
 	}
-	if c.keep {
-		fmt.Fprintln(os.Stderr, "configs and logs in", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer sess.Close()
+	ctx, dir := sess.Ctx, sess.Dir
 	e := &env{dir: dir, pingora: c.pingora}
 	if e.self, err = os.Executable(); err != nil {
 		return err
@@ -182,11 +173,11 @@ func runAll(c config) error {
 	}
 
 	began := time.Now()
-	load0 := loadavg()
+	load0 := procutil.LoadAvg()
 	var tables []table
 	for _, w := range c.workers {
 		s := setups[w]
-		if e.origin, err = freeAddr(); err != nil {
+		if e.origin, err = procutil.FreeAddr(); err != nil {
 			return err
 		}
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -202,7 +193,7 @@ func runAll(c config) error {
 					t := ts[(i+r)%len(ts)]
 					res, err := measure(ctx, e, c, s, t, size)
 					if err != nil {
-						origin.stop()
+						origin.Stop()
 						return fmt.Errorf("%s, %d worker(s), %s, round %d: %w", t.name, w, size, r+1, err)
 					}
 					fmt.Fprintf(os.Stderr, "workers=%d size=%s round=%d %-10s %9.0f req/s p50 %-9v p99 %-9v cpu %6.1f µs/req hwm %6.1f MiB errors %d\n",
@@ -212,12 +203,12 @@ func runAll(c config) error {
 			}
 			tables = append(tables, tb)
 		}
-		origin.stop()
+		origin.Stop()
 	}
 
 	var idle []idleResult
 	if c.idleConns > 0 {
-		if e.origin, err = freeAddr(); err != nil {
+		if e.origin, err = procutil.FreeAddr(); err != nil {
 			return err
 		}
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -226,7 +217,7 @@ func runAll(c config) error {
 		if err != nil {
 			return err
 		}
-		defer origin.stop()
+		defer origin.Stop()
 		for _, t := range ts {
 			if t.start == nil {
 				continue
@@ -241,7 +232,7 @@ func runAll(c config) error {
 	}
 
 	fmt.Printf("Run of %s, %s; %d round(s) × %v per proxy and configuration, wrk -c %d; load average before %s, after %s.\n\n",
-		began.UTC().Format("2006-01-02 15:04 MST"), time.Since(began).Round(time.Second), c.rounds, c.duration, c.conns, load0, loadavg())
+		began.UTC().Format("2006-01-02 15:04 MST"), time.Since(began).Round(time.Second), c.rounds, c.duration, c.conns, load0, procutil.LoadAvg())
 	for _, tb := range tables {
 		tb.print(os.Stdout, ts)
 	}
@@ -262,9 +253,9 @@ type run struct {
 // stops it.
 func measure(ctx context.Context, e *env, c config, s setup, t target, size string) (run, error) {
 	url := "http://" + e.origin + "/" + size
-	var p *proc
+	var p *procutil.Proc
 	if t.start != nil {
-		listen, err := freeAddr()
+		listen, err := procutil.FreeAddr()
 		if err != nil {
 			return run{}, err
 		}
@@ -272,7 +263,7 @@ func measure(ctx context.Context, e *env, c config, s setup, t target, size stri
 		p, err = t.start(pctx, e, s, listen)
 		cancel()
 		if p != nil {
-			defer p.stop()
+			defer p.Stop()
 		}
 		if err != nil {
 			return run{}, err
@@ -284,7 +275,7 @@ func measure(ctx context.Context, e *env, c config, s setup, t target, size stri
 	}
 	var cpu0 time.Duration
 	if p != nil {
-		cpu0 = cpuTime(p.pid())
+		cpu0 = procutil.CPUTime(p.PID())
 	}
 	w, err := runWrk(ctx, s.clientCPUs, s.wrkThreads, c.conns, c.duration, url)
 	if err != nil {
@@ -292,27 +283,14 @@ func measure(ctx context.Context, e *env, c config, s setup, t target, size stri
 	}
 	r := run{wrkResult: w}
 	if p != nil {
-		if p.exited() {
-			return r, fmt.Errorf("%s exited during the run: %v", t.name, p.err)
+		if p.Exited() {
+			return r, fmt.Errorf("%s exited during the run: %v", t.name, p.Err())
 		}
-		cpu := cpuTime(p.pid()) - cpu0
+		cpu := procutil.CPUTime(p.PID()) - cpu0
 		if w.requests > 0 {
 			r.cpuPerReq = float64(cpu.Microseconds()) / float64(w.requests)
 		}
-		r.hwmKB = statusKB(p.pid(), "VmHWM")
+		r.hwmKB = procutil.StatusKB(p.PID(), "VmHWM")
 	}
 	return r, nil
-}
-
-// loadavg is the first three fields of /proc/loadavg.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

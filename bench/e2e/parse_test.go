@@ -79,56 +79,6 @@ func TestParseWrkDuration(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    procStat
-		wantErr bool
-	}{
-		{name: "plain", in: "1234 (nginx) S 1200 1234 1234 0 -1 4194624 300 0 0 0 150 25 0 0 20 0 1 0 100 1000 200",
-			want: procStat{ppid: 1200, ticks: 175}},
-		{name: "name with spaces and parens", in: "77 (a (b) c) R 5 77 77 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0",
-			want: procStat{ppid: 5, ticks: 10}},
-		{name: "truncated", in: "77 (x) R 5 77 77 0", wantErr: true},
-		{name: "no name", in: "77 x R 5", wantErr: true},
-		{name: "bad number", in: "1 (x) S 0 1 1 0 -1 0 0 0 0 0 u 1 0 0 20 0 1 0", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStat([]byte(tt.in))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
-			}
-			if got != tt.want {
-				t.Errorf("got %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestStatusField(t *testing.T) {
-	status := "Name:\tnginx\nVmPeak:\t  20000 kB\nVmHWM:\t   18532 kB\nVmRSS:\t   17000 kB\n"
-	tests := []struct {
-		field   string
-		want    int64
-		wantErr bool
-	}{
-		{"VmHWM", 18532, false},
-		{"VmRSS", 17000, false},
-		{"VmSwap", 0, true},
-		{"Name", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.field, func(t *testing.T) {
-			got, err := statusField(strings.NewReader(status), tt.field)
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Errorf("statusField(%s) = %d, %v; want %d, error %v", tt.field, got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
-
 func TestMedian(t *testing.T) {
 	tests := []struct {
 		in   []float64
@@ -154,13 +104,5 @@ func FuzzParseWrk(f *testing.F) {
 		if err == nil && (r.p50 < 0 || r.p99 < 0) {
 			t.Errorf("negative latency from %q: %+v", out, r)
 		}
-	})
-}
-
-func FuzzParseStat(f *testing.F) {
-	f.Add([]byte("1234 (nginx) S 1200 1234 1234 0 -1 4194624 300 0 0 0 150 25 0 0 20 0 1 0"))
-	f.Add([]byte("1 ()) S"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = parseStat(b)
 	})
 }

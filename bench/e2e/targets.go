@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
+
+	"github.com/pingora-go/pingora/bench/internal/procutil"
 )
 
 // setup is one measured configuration: how many workers the proxies get and where each side
@@ -31,7 +31,7 @@ var setups = map[int]setup{
 // target is a proxy (or none, for the direct baseline) the harness measures.
 type target struct {
 	name  string
-	start func(ctx context.Context, env *env, s setup, listen string) (*proc, error)
+	start func(ctx context.Context, env *env, s setup, listen string) (*procutil.Proc, error)
 }
 
 // env is what the targets share during a run.
@@ -52,24 +52,6 @@ var targets = []target{
 	{"pingora-go-cache", startPingoraCache},
 	{"pingora-go-cache-disk", startPingoraCacheDisk},
 	{"nginx-cache", startNginxCache},
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func dialOnce(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	return c.Close()
 }
 
 // writeFile writes content under the env's temp dir and returns its path.
@@ -94,7 +76,7 @@ func nginxTempPaths(dir string) string {
 
 // startOrigin writes the static files (1 KiB as /1k, 16 KiB as /16k) and starts nginx as the
 // origin: one process, keep-alive without a request limit.
-func startOrigin(ctx context.Context, e *env, s setup) (*proc, error) {
+func startOrigin(ctx context.Context, e *env, s setup) (*procutil.Proc, error) {
 	www := filepath.Join(e.dir, "www")
 	for name, size := range sizes {
 		if _, err := e.writeFile(filepath.Join("www", name), bytes.Repeat([]byte("x"), size)); err != nil {
@@ -124,52 +106,67 @@ http {
 	if err != nil {
 		return nil, err
 	}
-	pr, err := start("origin nginx", s.clientCPUs, nil, filepath.Join(e.dir, "origin.log"),
+	pr, err := procutil.Start("origin nginx", s.clientCPUs, nil, filepath.Join(e.dir, "origin.log"),
 		"nginx", "-e", filepath.Join(e.dir, "origin-error.log"), "-p", e.dir, "-c", p)
 	if err != nil {
 		return nil, err
 	}
-	return pr, waitListening(ctx, pr, e.origin)
+	return pr, procutil.WaitListening(ctx, pr, e.origin)
 }
 
-func startPingora(ctx context.Context, e *env, s setup, listen string) (*proc, error) {
+func startPingora(ctx context.Context, e *env, s setup, listen string) (*procutil.Proc, error) {
+	return runPingora(ctx, e, s, "pingora-go", "pingora.log", listen)
+}
+
+// runPingora runs the pingora binary named name in front of the origin on listen, with the
+// extra flags args and its output in the file log of the temp dir, until it listens.
+func runPingora(ctx context.Context, e *env, s setup, name, log, listen string, args ...string) (*procutil.Proc, error) {
 	// No connection limit: its default (half the descriptor limit) would hold back some of the
 	// idle test's 10,000 clients, which nginx and HAProxy are configured to admit.
 	cf, err := e.writeFile("pingora.yaml", []byte("version: 1\nmax_downstream_connections: -1\n"))
 	if err != nil {
 		return nil, err
 	}
-	pr, err := start("pingora-go", s.proxyCPUs, []string{"GOMAXPROCS=" + strconv.Itoa(s.workers)},
-		filepath.Join(e.dir, "pingora.log"), e.pingora, "-c", cf, "--listen", listen, "--upstream", e.origin)
+	argv := append([]string{e.pingora, "-c", cf, "--listen", listen, "--upstream", e.origin}, args...)
+	pr, err := procutil.Start(name, s.proxyCPUs, []string{"GOMAXPROCS=" + strconv.Itoa(s.workers)},
+		filepath.Join(e.dir, log), argv...)
 	if err != nil {
 		return nil, err
 	}
-	return pr, waitListening(ctx, pr, listen)
+	return pr, procutil.WaitListening(ctx, pr, listen)
 }
 
-func startHTTPUtil(ctx context.Context, e *env, s setup, listen string) (*proc, error) {
-	pr, err := start("httputil", s.proxyCPUs, []string{"GOMAXPROCS=" + strconv.Itoa(s.workers)},
+func startHTTPUtil(ctx context.Context, e *env, s setup, listen string) (*procutil.Proc, error) {
+	pr, err := procutil.Start("httputil", s.proxyCPUs, []string{"GOMAXPROCS=" + strconv.Itoa(s.workers)},
 		filepath.Join(e.dir, "httputil.log"), e.self, "-serve-httputil", listen, "-upstream", e.origin)
 	if err != nil {
 		return nil, err
 	}
-	return pr, waitListening(ctx, pr, listen)
+	return pr, procutil.WaitListening(ctx, pr, listen)
 }
 
 // startNginxProxy runs nginx as a reverse proxy with upstream keep-alive. worker_connections
 // and the file limit leave room for the idle-connection test's 10,000 clients.
-func startNginxProxy(ctx context.Context, e *env, s setup, listen string) (*proc, error) {
-	conf := fmt.Sprintf(`daemon off;
-worker_processes %[1]d;
+func startNginxProxy(ctx context.Context, e *env, s setup, listen string) (*procutil.Proc, error) {
+	return startNginx(ctx, e, s, "nginx proxy", "nginx-proxy", nginxProxyConf(e, s, "nginx-proxy", listen, "", "", ""), listen)
+}
+
+// nginxProxyConf is the configuration of nginx as a reverse proxy on listen to the origin,
+// with upstream keep-alive; base names its pid file, error log and temporary paths in the
+// env's temp dir. main goes before worker_processes, http into the http block and location
+// into the location; each is empty or lines ending in a newline.
+func nginxProxyConf(e *env, s setup, base, listen, main, http, location string) string {
+	return fmt.Sprintf(`daemon off;
+%[6]sworker_processes %[1]d;
 worker_rlimit_nofile 19000;
-pid %[2]s/nginx-proxy.pid;
-error_log %[2]s/nginx-proxy-error.log warn;
+pid %[2]s/%[9]s.pid;
+error_log %[2]s/%[9]s-error.log warn;
 events { worker_connections 18000; }
 http {
     access_log off;
 %[3]s    keepalive_requests 100000000;
     keepalive_timeout 300s;
-    upstream origin {
+%[7]s    upstream origin {
         server %[4]s;
         keepalive 64;
         keepalive_requests 100000000;
@@ -181,27 +178,32 @@ http {
             proxy_pass http://origin;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-        }
+%[8]s        }
     }
 }
-`, s.workers, e.dir, nginxTempPaths(filepath.Join(e.dir, "nginx-proxy")), e.origin, listen)
-	p, err := e.writeFile("nginx-proxy.conf", []byte(conf))
+`, s.workers, e.dir, nginxTempPaths(filepath.Join(e.dir, base)), e.origin, listen, main, http, location, base)
+}
+
+// startNginx writes conf to base.conf in the env's temp dir and runs nginx with it, its
+// output in base.log and its error log in base-error.log, until it listens on listen.
+func startNginx(ctx context.Context, e *env, s setup, name, base, conf, listen string) (*procutil.Proc, error) {
+	p, err := e.writeFile(base+".conf", []byte(conf))
 	if err != nil {
 		return nil, err
 	}
-	pr, err := start("nginx proxy", s.proxyCPUs, nil, filepath.Join(e.dir, "nginx-proxy.log"),
-		"nginx", "-e", filepath.Join(e.dir, "nginx-proxy-error.log"), "-p", e.dir, "-c", p)
+	pr, err := procutil.Start(name, s.proxyCPUs, nil, filepath.Join(e.dir, base+".log"),
+		"nginx", "-e", filepath.Join(e.dir, base+"-error.log"), "-p", e.dir, "-c", p)
 	if err != nil {
 		return nil, err
 	}
-	return pr, waitListening(ctx, pr, listen)
+	return pr, procutil.WaitListening(ctx, pr, listen)
 }
 
 // startHAProxy runs HAProxy in http mode with connection reuse to the origin. maxconn 11000
 // admits the idle test's 10,000 clients; HAProxy reserves two descriptors per connection,
 // more than the machine's hard limit (20,000), so strict-limits is off: it warns and runs,
 // and idle keep-alive clients hold no server-side connection.
-func startHAProxy(ctx context.Context, e *env, s setup, listen string) (*proc, error) {
+func startHAProxy(ctx context.Context, e *env, s setup, listen string) (*procutil.Proc, error) {
 	conf := fmt.Sprintf(`global
     nbthread %d
     maxconn 11000
@@ -223,9 +225,9 @@ backend be
 	if err != nil {
 		return nil, err
 	}
-	pr, err := start("haproxy", s.proxyCPUs, nil, filepath.Join(e.dir, "haproxy.log"), "haproxy", "-db", "-f", p)
+	pr, err := procutil.Start("haproxy", s.proxyCPUs, nil, filepath.Join(e.dir, "haproxy.log"), "haproxy", "-db", "-f", p)
 	if err != nil {
 		return nil, err
 	}
-	return pr, waitListening(ctx, pr, listen)
+	return pr, procutil.WaitListening(ctx, pr, listen)
 }

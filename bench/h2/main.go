@@ -35,15 +35,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/pingora-go/pingora/bench/internal/procutil"
 	"github.com/pingora-go/pingora/internal/nginxtest"
 	"github.com/pingora-go/pingora/internal/testpki"
 )
@@ -128,7 +125,7 @@ type target struct {
 	h2up bool // the proxy speaks HTTP/2 to the origin
 	// upstream says how the proxy reaches the origin, for the table.
 	upstream string
-	start    func(ctx context.Context, e *env, listen string) (*proc, error)
+	start    func(ctx context.Context, e *env, listen string) (*procutil.Proc, error)
 }
 
 var targets = []target{
@@ -138,24 +135,15 @@ var targets = []target{
 }
 
 func runAll(c config) error {
-	for _, tool := range []string{"h2load", "taskset"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is needed (Debian: apt-get install -y nghttp2-client util-linux): %w", tool, err)
-		}
+	if err := procutil.NeedTools("Debian: apt-get install -y nghttp2-client util-linux", "h2load", "taskset"); err != nil {
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	defer stopAll()
-
-	dir, err := os.MkdirTemp("", "bench-h2-")
+	sess, err := procutil.NewSession("bench-h2-", c.keep)
 	if err != nil {
 		return err
 	}
-	if c.keep {
-		fmt.Fprintln(os.Stderr, "configs and logs in", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer sess.Close()
+	ctx, dir := sess.Ctx, sess.Dir
 	e := &env{dir: dir}
 	if e.nginx, err = nginxtest.Find(); err != nil {
 		return err
@@ -166,7 +154,7 @@ func runAll(c config) error {
 		}
 	}
 	fmt.Fprintln(os.Stderr, "building ./cmd/pingora")
-	if e.pingora, err = buildPingora(ctx, dir); err != nil {
+	if e.pingora, err = procutil.BuildPingora(ctx, dir); err != nil {
 		return err
 	}
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -177,7 +165,7 @@ func runAll(c config) error {
 	}
 
 	began := time.Now()
-	load0 := loadavg()
+	load0 := procutil.LoadAvg()
 	results := map[string][]result{}
 	for r := range c.rounds {
 		for _, l := range c.loads {
@@ -200,7 +188,7 @@ func runAll(c config) error {
 		scheme = "HTTP/2 over TLS 1.3 (ALPN h2)"
 	}
 	fmt.Printf("Run of %s, %s; %d round(s) × %v per target and load, h2load -t 1, %s downstream, 1 KiB responses; load average before %s, after %s.\n\n",
-		began.UTC().Format("2006-01-02 15:04 MST"), time.Since(began).Round(time.Second), c.rounds, c.duration, scheme, load0, loadavg())
+		began.UTC().Format("2006-01-02 15:04 MST"), time.Since(began).Round(time.Second), c.rounds, c.duration, scheme, load0, procutil.LoadAvg())
 	fmt.Println("| load | proxy | upstream | requests/s | mean ms/request | CPU µs/request | upstream conns open at start / opened / open at end | requests per upstream conn |")
 	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|")
 	for _, l := range c.loads {
@@ -236,7 +224,7 @@ func (r result) reqsPerConn() float64 {
 
 // measure starts t, warms it up, measures one h2load run and stops it.
 func measure(ctx context.Context, e *env, c config, t target, l load) (result, error) {
-	listen, err := freeAddr()
+	listen, err := procutil.FreeAddr()
 	if err != nil {
 		return result{}, err
 	}
@@ -244,7 +232,7 @@ func measure(ctx context.Context, e *env, c config, t target, l load) (result, e
 	p, err := t.start(pctx, e, listen)
 	cancel()
 	if p != nil {
-		defer p.stop()
+		defer p.Stop()
 	}
 	if err != nil {
 		return result{}, err
@@ -263,7 +251,7 @@ func measure(ctx context.Context, e *env, c config, t target, l load) (result, e
 	if t.h2up {
 		upAddr = e.origin.h2
 	}
-	open0, err := openConns(p.pid(), upAddr)
+	open0, err := openConns(p.PID(), upAddr)
 	if err != nil {
 		return result{}, err
 	}
@@ -271,22 +259,22 @@ func measure(ctx context.Context, e *env, c config, t target, l load) (result, e
 	if err != nil {
 		return result{}, err
 	}
-	cpu0 := cpuTime(p.pid())
+	cpu0 := procutil.CPUTime(p.PID())
 	h, err := runH2load(ctx, l, n, c.duration, url)
 	if err != nil {
 		return result{}, err
 	}
-	cpu := cpuTime(p.pid()) - cpu0
+	cpu := procutil.CPUTime(p.PID()) - cpu0
 	accepts1, err := e.origin.accepts(ctx)
 	if err != nil {
 		return result{}, err
 	}
-	open1, err := openConns(p.pid(), upAddr)
+	open1, err := openConns(p.PID(), upAddr)
 	if err != nil {
 		return result{}, err
 	}
-	if p.exited() {
-		return result{}, fmt.Errorf("%s exited during the run: %v", t.name, p.err)
+	if p.Exited() {
+		return result{}, fmt.Errorf("%s exited during the run: %v", t.name, p.Err())
 	}
 	r := result{h2loadResult: h,
 		// -1: the first status request's own connection is counted by the second.
@@ -332,33 +320,4 @@ func (e *env) writeCert() error {
 	}
 	e.certFile, e.keyFile, err = leaf.WriteFiles(e.dir, "server")
 	return err
-}
-
-// buildPingora builds cmd/pingora into dir, in the main module (whose go.sum covers the
-// binary's dependencies, which this module's does not).
-func buildPingora(ctx context.Context, dir string) (string, error) {
-	root, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/pingora-go/pingora").Output()
-	if err != nil {
-		return "", fmt.Errorf("locating the main module: %w", err)
-	}
-	bin := filepath.Join(dir, "pingora")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/pingora")
-	cmd.Dir = strings.TrimSpace(string(root))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// loadavg is the first three fields of /proc/loadavg.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

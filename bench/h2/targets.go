@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pingora-go/pingora/bench/internal/procutil"
 	"github.com/pingora-go/pingora/internal/nginxtest"
 )
 
@@ -34,7 +35,7 @@ func startOrigin(ctx context.Context, e *env) (*origin, error) {
 	o := &origin{client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
 	for _, a := range []*string{&o.h1, &o.h2, &o.status} {
 		var err error
-		if *a, err = freeAddr(); err != nil {
+		if *a, err = procutil.FreeAddr(); err != nil {
 			return nil, err
 		}
 	}
@@ -58,7 +59,7 @@ func startOrigin(ctx context.Context, e *env) (*origin, error) {
 		return nil, err
 	}
 	for _, a := range []string{o.h1, o.h2, o.status} {
-		if err := waitListening(ctx, p, a); err != nil {
+		if err := procutil.WaitListening(ctx, p, a); err != nil {
 			return nil, err
 		}
 	}
@@ -92,7 +93,7 @@ func (o *origin) accepts(ctx context.Context) (int64, error) {
 
 // startNginx runs one nginx process named name (one worker, no master) on cpu with http
 // inside its http block.
-func startNginx(e *env, name, cpu, conf string) (*proc, error) {
+func startNginx(e *env, name, cpu, conf string) (*procutil.Proc, error) {
 	prefix := filepath.Join(e.dir, name)
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
 		return nil, err
@@ -101,13 +102,13 @@ func startNginx(e *env, name, cpu, conf string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return start(name, cpu, nil, filepath.Join(prefix, "stderr.log"), cmd.Args...)
+	return procutil.Start(name, cpu, nil, filepath.Join(prefix, "stderr.log"), cmd.Args...)
 }
 
 // startPingora returns the start function of the pingora binary with one P (GOMAXPROCS=1),
 // speaking HTTP/2 to the origin when upH2 is set and HTTP/1.1 otherwise.
-func startPingora(upH2 bool) func(ctx context.Context, e *env, listen string) (*proc, error) {
-	return func(ctx context.Context, e *env, listen string) (*proc, error) {
+func startPingora(upH2 bool) func(ctx context.Context, e *env, listen string) (*procutil.Proc, error) {
+	return func(ctx context.Context, e *env, listen string) (*procutil.Proc, error) {
 		args := []string{e.pingora, "--listen", listen}
 		if upH2 {
 			args = append(args, "--upstream", e.origin.h2, "--upstream-h2")
@@ -119,17 +120,17 @@ func startPingora(upH2 bool) func(ctx context.Context, e *env, listen string) (*
 		} else {
 			args = append(args, "--h2c")
 		}
-		p, err := start("pingora-go", proxyCPU, []string{"GOMAXPROCS=1"}, filepath.Join(e.dir, "pingora.log"), args...)
+		p, err := procutil.Start("pingora-go", proxyCPU, []string{"GOMAXPROCS=1"}, filepath.Join(e.dir, "pingora.log"), args...)
 		if err != nil {
 			return nil, err
 		}
-		return p, waitListening(ctx, p, listen)
+		return p, procutil.WaitListening(ctx, p, listen)
 	}
 }
 
 // startNginxProxy runs nginx as an HTTP/2 reverse proxy with one worker, keeping as many idle
 // upstream connections as pingora's pool (128).
-func startNginxProxy(ctx context.Context, e *env, listen string) (*proc, error) {
+func startNginxProxy(ctx context.Context, e *env, listen string) (*procutil.Proc, error) {
 	tlsConf := ""
 	params := "http2"
 	if e.certFile != "" {
@@ -157,5 +158,5 @@ func startNginxProxy(ctx context.Context, e *env, listen string) (*proc, error) 
 	if err != nil {
 		return nil, err
 	}
-	return p, waitListening(ctx, p, listen)
+	return p, procutil.WaitListening(ctx, p, listen)
 }

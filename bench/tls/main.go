@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pingora-go/pingora/bench/internal/procutil"
 	"github.com/pingora-go/pingora/internal/nginxtest"
 	"github.com/pingora-go/pingora/internal/testpki"
 )
@@ -84,7 +85,7 @@ func run(duration time.Duration, conns int) error {
 	}
 	defer stop(orig)
 
-	bin, err := buildPingora(dir)
+	bin, err := procutil.BuildPingora(context.Background(), dir)
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func measure(t target, d time.Duration, conns int, cfg *tls.Config, newConns boo
 	defer cancel()
 	var ops, errs atomic.Int64
 	var firstErr atomic.Value
-	cpu0, err := cpuTime(t.cmd.Process.Pid)
+	cpu0, err := procutil.ProcessCPU(t.cmd.Process.Pid)
 	if err != nil {
 		return result{}, err
 	}
@@ -203,7 +204,7 @@ func measure(t target, d time.Duration, conns int, cfg *tls.Config, newConns boo
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu1, err := cpuTime(t.cmd.Process.Pid)
+	cpu1, err := procutil.ProcessCPU(t.cmd.Process.Pid)
 	if err != nil {
 		return result{}, err
 	}
@@ -266,43 +267,6 @@ func (c *client) get() error {
 	}
 	_, err = c.r.Discard(length)
 	return err
-}
-
-// cpuTime returns the CPU time (user and system) the process pid has used.
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name, field 2, is in parentheses and may hold spaces: count from the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("unexpected /proc stat format")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("unexpected /proc stat format")
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	// USER_HZ is 100 on Linux.
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
-}
-
-// buildPingora builds cmd/pingora into dir, in the main module (whose go.sum covers the
-// binary's dependencies, which this module's does not).
-func buildPingora(dir string) (string, error) {
-	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/pingora-go/pingora").Output()
-	if err != nil {
-		return "", fmt.Errorf("locating the main module: %w", err)
-	}
-	bin := filepath.Join(dir, "pingora")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/pingora")
-	cmd.Dir = strings.TrimSpace(string(root))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
 }
 
 // startNginx runs one single-process nginx named name with the server blocks given.

@@ -4,14 +4,11 @@
 package cache
 
 import (
-	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -21,12 +18,17 @@ import (
 	"github.com/pingora-go/pingora"
 	"github.com/pingora-go/pingora/cache"
 	"github.com/pingora-go/pingora/cache/storage/disk"
+	"github.com/pingora-go/pingora/internal/testbin"
+	"github.com/pingora-go/pingora/internal/testserve"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/server"
 )
 
 // waitBound bounds every wait of these tests.
-const waitBound = 30 * time.Second
+const waitBound = testbin.Bound
+
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // origin is an upstream on 127.0.0.1 that counts its requests and answers a cacheable body
 // naming the path.
@@ -62,39 +64,13 @@ func runProxy(t *testing.T, upstream string, c *cache.Cache) (addr string, stop 
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testserve.Quiet()
 	p := proxy.New(app, proxy.Options{Cache: c, Logger: log})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	svc := server.NewListeningService("cache e2e", p)
 	svc.SetLogger(log)
-	svc.AddListener(ln)
-	srv := server.New(server.Options{GracePeriod: 2 * time.Second, Logger: log})
-	srv.AddService(svc)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		srv.RunServices(ctx)
-		close(done)
-	}()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(waitBound):
-			t.Error("proxy did not stop")
-		}
-		p.Connector().Close()
-	}
-	t.Cleanup(stop)
-	return ln.Addr().String(), stop
+	addr = testserve.Listen(t, svc)
+	stop = testserve.Run(t, testserve.Options{GracePeriod: 2 * time.Second, Logger: log, AfterStop: p.Connector().Close}, svc)
+	return addr, stop
 }
 
 // get fetches path from addr with a new connection and returns the status, Cache-Status and
@@ -160,95 +136,29 @@ func TestDiskCacheSurvivesRestart(t *testing.T) {
 	}
 }
 
-// buildBinary builds cmd/pingora into a temporary directory.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pingora")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/pingora-go/pingora/cmd/pingora").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startBinary runs the binary with args until it answers on addr; the returned function
 // stops it with SIGTERM and waits for its exit.
 func startBinary(t *testing.T, bin, addr string, args ...string) func() {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var logs strings.Builder
-	logDone := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs.WriteString(sc.Text() + "\n")
-		}
-		close(logDone)
-	}()
-	exited := make(chan error, 1)
-	go func() {
-		<-logDone
-		exited <- cmd.Wait()
-	}()
-	stopped := false
+	p := testbin.Start(t, bin, args...)
 	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(waitBound):
-			cmd.Process.Kill()
-			<-exited
+		if !p.Stop(syscall.SIGTERM) {
 			t.Error("pingora did not stop on SIGTERM")
 		}
 	}
 	t.Cleanup(stop)
-	for deadline := time.Now().Add(waitBound); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return stop
-		}
-		select {
-		case err := <-exited:
-			<-logDone
-			t.Fatalf("pingora exited: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pingora did not listen on %s", addr)
-		}
-	}
+	p.WaitListening(addr)
+	return stop
 }
 
 // TestBinaryQuickModeCache runs the binary with --cache-memory and --metrics, and with
 // --cache-dir across a restart.
 func TestBinaryQuickModeCache(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Binary(t)
 	o := startOrigin(t)
 
 	t.Run("memory", func(t *testing.T) {
-		listen, metricsAddr := freeAddr(t), freeAddr(t)
+		listen, metricsAddr := testbin.FreeAddr(t), testbin.FreeAddr(t)
 		startBinary(t, bin, listen, "--listen", listen, "--upstream", o.addr, "--cache-memory", "16MiB", "--metrics", metricsAddr)
 		before := o.count.Load()
 		if status, cs, _ := get(t, listen, "/m"); status != 200 || !strings.Contains(cs, "stored") {
@@ -270,7 +180,7 @@ func TestBinaryQuickModeCache(t *testing.T) {
 
 	t.Run("disk restart", func(t *testing.T) {
 		dir := t.TempDir()
-		listen := freeAddr(t)
+		listen := testbin.FreeAddr(t)
 		args := []string{"--listen", listen, "--upstream", o.addr, "--cache-dir", dir, "--cache-disk", "64MiB"}
 		stop := startBinary(t, bin, listen, args...)
 		before := o.count.Load()
@@ -289,8 +199,8 @@ func TestBinaryQuickModeCache(t *testing.T) {
 
 	t.Run("bad flags", func(t *testing.T) {
 		for _, args := range [][]string{
-			{"--listen", freeAddr(t), "--upstream", o.addr, "--cache-memory", "lots"},
-			{"--listen", freeAddr(t), "--upstream", o.addr, "--cache-disk", "1G"},
+			{"--listen", testbin.FreeAddr(t), "--upstream", o.addr, "--cache-memory", "lots"},
+			{"--listen", testbin.FreeAddr(t), "--upstream", o.addr, "--cache-disk", "1G"},
 		} {
 			ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()

@@ -6,11 +6,8 @@
 package grpce2e
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -20,7 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/pingora-go/pingora/internal/testpki"
-	"github.com/pingora-go/pingora/listeners"
+	"github.com/pingora-go/pingora/internal/testserve"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/server"
 	"github.com/pingora-go/pingora/upstream"
@@ -147,49 +144,17 @@ func startProxy(t *testing.T, down, up endpoint, k *pki, origin string) string {
 	}
 	peer.Options.ALPN = upstream.H2
 	peer.Options.CA = k.ca.Pool()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := testserve.Quiet()
 	p := proxy.New[struct{}](&app{peer: peer}, proxy.Options{H2C: !down.tls, Logger: logger})
 	svc := server.NewListeningService("grpc proxy", p)
 	svc.SetLogger(logger)
 	if down.tls {
-		to := listeners.TLSOptions{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &k.cert, nil }}
-		to.EnableH2()
-		settings, err := listeners.NewTLS(to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc.AddTLS("127.0.0.1:0", settings)
+		testserve.ListenTLS(t, svc, &k.cert)
 	} else {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc.AddListener(ln)
+		testserve.Listen(t, svc)
 	}
-	srv := server.New(server.Options{GracePeriod: time.Second, Logger: logger})
-	srv.AddService(svc)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		srv.RunServices(ctx)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(waitBound):
-			t.Error("proxy did not stop")
-		}
-		p.Connector().Close()
-	})
-	for deadline := time.Now().Add(waitBound); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if a := svc.Addrs(); len(a) > 0 {
-			return a[0].String()
-		}
-	}
-	t.Fatal("proxy did not start listening")
-	return ""
+	testserve.Run(t, testserve.Options{Logger: logger, AfterStop: p.Connector().Close}, svc)
+	return testserve.Addr(t, svc)
 }
 
 // dialProxy returns a gRPC client of the proxy at addr, over TLS (verifying the certificate

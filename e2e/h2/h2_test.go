@@ -150,11 +150,7 @@ func TestCurl(t *testing.T) {
 	tlsConf, caFile := pki(t)
 	h2c := server(t, nil)
 	secure := server(t, tlsConf)
-	cases := []struct {
-		name string
-		args []string
-		want []string
-	}{
+	cases := []curlCase{
 		{"h2c get", []string{"--http2-prior-knowledge", "http://127.0.0.1:" + h2c + "/a?b"},
 			[]string{"HTTP/2 200", "GET /a 0"}},
 		{"h2c post", []string{"--http2-prior-knowledge", "--data-binary", "hello", "http://127.0.0.1:" + h2c + "/up"},
@@ -164,20 +160,7 @@ func TestCurl(t *testing.T) {
 		{"head", []string{"--http2-prior-knowledge", "-I", "http://127.0.0.1:" + h2c + "/h"},
 			[]string{"HTTP/2 200", "content-type: text/plain"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"-sS", "-i", "--max-time", "30"}, tc.args...)
-			out, err := run(t, curl, args...)
-			if err != nil {
-				t.Fatalf("curl: %v\n%s", err, out)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(out, w) {
-					t.Fatalf("curl output lacks %q:\n%s", w, out)
-				}
-			}
-		})
-	}
+	runCurl(t, curl, cases)
 }
 
 func TestH2load(t *testing.T) {
@@ -214,6 +197,32 @@ func TestH2spec(t *testing.T) {
 				t.Fatalf("h2spec: %v\n%s", err, out)
 			}
 			t.Log(summary[0])
+		})
+	}
+}
+
+// curlCase is a run of curl and the strings its output must hold.
+type curlCase struct {
+	name string
+	args []string // after -sS -i --max-time 30
+	want []string
+}
+
+// runCurl runs each case as a subtest.
+func runCurl(t *testing.T, curl string, cases []curlCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-sS", "-i", "--max-time", "30"}, tc.args...)
+			out, err := run(t, curl, args...)
+			if err != nil {
+				t.Fatalf("curl: %v\n%s", err, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Fatalf("curl output lacks %q:\n%s", w, out)
+				}
+			}
 		})
 	}
 }

@@ -1,11 +1,9 @@
 package h2e2e
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,9 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/pingora-go/pingora/listeners"
+	"github.com/pingora-go/pingora/internal/testserve"
 	"github.com/pingora-go/pingora/proxy"
 	pserver "github.com/pingora-go/pingora/server"
 	"github.com/pingora-go/pingora/upstream"
@@ -111,52 +108,20 @@ func startProxyWith(t *testing.T, o *origin, upH2 bool, tlsConf *tls.Config, opt
 	if upH2 {
 		peer.Options.ALPN = upstream.H2
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := testserve.Quiet()
 	opts.Logger = logger
 	p := proxy.New[struct{}](&oneUpstream{peer: peer}, opts)
 	svc := pserver.NewListeningService("h2 e2e proxy", p)
 	svc.SetLogger(logger)
 	if tlsConf != nil {
 		cert := tlsConf.Certificates[0]
-		to := listeners.TLSOptions{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }}
-		to.EnableH2()
-		settings, err := listeners.NewTLS(to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc.AddTLS("127.0.0.1:0", settings)
+		testserve.ListenTLS(t, svc, &cert)
 	} else {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc.AddListener(ln)
+		testserve.Listen(t, svc)
 	}
-	srv := pserver.New(pserver.Options{GracePeriod: time.Second, Logger: logger})
-	srv.AddService(svc)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		srv.RunServices(ctx)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(waitBound):
-			t.Error("proxy did not stop")
-		}
-		p.Connector().Close()
-	})
-	for deadline := time.Now().Add(waitBound); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if a := svc.Addrs(); len(a) > 0 {
-			_, port, _ := net.SplitHostPort(a[0].String())
-			return port
-		}
-	}
-	t.Fatal("proxy did not start listening")
-	return ""
+	testserve.Run(t, testserve.Options{Logger: logger, AfterStop: p.Connector().Close}, svc)
+	_, port, _ := net.SplitHostPort(testserve.Addr(t, svc))
+	return port
 }
 
 // upstreams are the two kinds of origin behind the proxy: the proxy translates HTTP/2 to
@@ -213,11 +178,7 @@ func TestProxyCurl(t *testing.T) {
 			h2c := "http://127.0.0.1:" + startProxy(t, o, up.h2, nil)
 			secure := "https://localhost:" + startProxy(t, o, up.h2, tlsConf)
 			p := up.proto
-			cases := []struct {
-				name string
-				args []string
-				want []string
-			}{
+			cases := []curlCase{
 				{"h2c get", []string{"--http2-prior-knowledge", h2c + "/a?b"},
 					[]string{"HTTP/2 200", p + " GET /a 0"}},
 				{"h2c post", []string{"--http2-prior-knowledge", "--data-binary", "hello", h2c + "/up"},
@@ -233,20 +194,7 @@ func TestProxyCurl(t *testing.T) {
 				{"tls http/1.1 on the same port", []string{"--http1.1", "--cacert", caFile, secure + "/one"},
 					[]string{"HTTP/1.1 200", p + " GET /one 0"}},
 			}
-			for _, tc := range cases {
-				t.Run(tc.name, func(t *testing.T) {
-					args := append([]string{"-sS", "-i", "--max-time", "30"}, tc.args...)
-					out, err := run(t, curl, args...)
-					if err != nil {
-						t.Fatalf("curl: %v\n%s", err, out)
-					}
-					for _, w := range tc.want {
-						if !strings.Contains(out, w) {
-							t.Fatalf("curl output lacks %q:\n%s", w, out)
-						}
-					}
-				})
-			}
+			runCurl(t, curl, cases)
 		})
 	}
 }

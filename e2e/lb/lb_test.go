@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pingora-go/pingora/internal/testserve"
 	"github.com/pingora-go/pingora/lb"
 	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/proxy"
-	"github.com/pingora-go/pingora/server"
 	"github.com/pingora-go/pingora/upstream"
 )
 
@@ -166,36 +166,16 @@ func (a *app) fails(addr string) int {
 func startProxy(t *testing.T, svc *lb.Service) (string, *app) {
 	t.Helper()
 	a := &app{svc: svc, connectFails: map[string]int{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := proxy.NewService("lb proxy", a, proxy.Options{Logger: quiet})
 	p.SetLogger(quiet)
-	p.AddListener(ln)
-	srv := server.New(server.Options{GracePeriod: 2 * time.Second, Logger: quiet})
-	srv.AddService(svc.Background())
-	srv.AddService(p)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		srv.RunServices(ctx)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(waitBound):
-			t.Error("server did not stop")
-		}
-	})
+	addr := testserve.Listen(t, p)
+	testserve.Run(t, testserve.Options{GracePeriod: 2 * time.Second, Logger: quiet}, svc.Background(), p)
 	select {
 	case <-svc.Ready():
 	case <-time.After(waitBound):
 		t.Fatal("load balancer not ready")
 	}
-	return ln.Addr().String(), a
+	return addr, a
 }
 
 // client sends requests through the proxy.

@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/pingora-go/pingora/internal/testbin"
 )
 
 // TestCompressFlag runs the binary with --compress in quick mode and checks that a client
 // accepting gzip gets a gzip body that decodes to the origin's answer.
 func TestCompressFlag(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Binary(t)
 	text := strings.Repeat("compressible text ", 100)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -24,9 +26,9 @@ func TestCompressFlag(t *testing.T) {
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	listen := freeAddr(t)
-	p := startProc(t, bin, "--listen", listen, "--upstream", ln.Addr().String(), "--compress")
-	p.waitLog("listening", listen)
+	listen := testbin.FreeAddr(t)
+	p := testbin.Start(t, bin, "--listen", listen, "--upstream", ln.Addr().String(), "--compress")
+	p.WaitLog("listening", listen)
 	req, _ := http.NewRequest("GET", "http://"+listen+"/hello", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 	resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)

@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pingora-go/pingora/internal/testbin"
 )
 
 func TestConfigurationTest(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Binary(t)
 	cases := []struct {
 		name    string
 		conf    string // "" runs -t without -c

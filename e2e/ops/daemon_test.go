@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/pingora-go/pingora/internal/testbin"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,9 +64,9 @@ func procField(t *testing.T, pid int, name string) string {
 // TestDaemon: -d detaches (the command returns, the daemon leads its own session), writes the
 // pid file, serves, logs to error_log, and stops cleanly on SIGTERM, removing its pid file.
 func TestDaemon(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Binary(t)
 	o := startOrigin(t)
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	dir := t.TempDir()
 	pidFile, errLog := filepath.Join(dir, "pingora.pid"), filepath.Join(dir, "error.log")
 	cfg := writeConf(t, dir, fmt.Sprintf("version: 1\npid_file: %s\nerror_log: %s\nupgrade_sock: %s\n",
@@ -111,9 +112,9 @@ func TestDaemonDropsPrivileges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := buildBinary(t)
+	bin := testbin.Binary(t)
 	o := startOrigin(t)
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	// The unprivileged daemon removes its pid file at exit: it needs a directory it can reach
 	// and write, which t.TempDir (under a 0700 parent) is not.
 	dir, err := os.MkdirTemp("", "pingora-ops-")

@@ -10,13 +10,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pingora-go/pingora/internal/testbin"
 )
 
 // TestH2Flags chains two pingora processes in quick mode: curl speaks cleartext HTTP/2 with
 // prior knowledge to the first (--h2c), which speaks HTTP/2 to the second (--upstream-h2, the
 // second also --h2c), which speaks HTTP/1.1 to the origin.
 func TestH2Flags(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Binary(t)
 	var protos []string
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,12 +32,12 @@ func TestH2Flags(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	back := freeAddr(t)
-	pb := startProc(t, bin, "--listen", back, "--h2c", "--upstream", ln.Addr().String(), "--access-log", "-")
-	pb.waitLog("listening", back)
-	front := freeAddr(t)
-	pf := startProc(t, bin, "--listen", front, "--h2c", "--upstream-h2", "--upstream", back)
-	pf.waitLog("listening", front)
+	back := testbin.FreeAddr(t)
+	pb := testbin.Start(t, bin, "--listen", back, "--h2c", "--upstream", ln.Addr().String(), "--access-log", "-")
+	pb.WaitLog("listening", back)
+	front := testbin.FreeAddr(t)
+	pf := testbin.Start(t, bin, "--listen", front, "--h2c", "--upstream-h2", "--upstream", back)
+	pf.WaitLog("listening", front)
 
 	curl, err := exec.LookPath("curl")
 	if err != nil {
@@ -61,7 +63,7 @@ func TestH2Flags(t *testing.T) {
 		t.Fatal("origin saw no request")
 	}
 	// The back proxy's access log tells that the front spoke HTTP/2 to it.
-	pb.waitLog(`"msg":"access"`, `"path":"/x"`, `"proto":"HTTP/2"`)
+	pb.WaitLog(`"msg":"access"`, `"path":"/x"`, `"proto":"HTTP/2"`)
 	// An HTTP/1.1 client still works on the front's h2c port.
 	resp, err := http.Get("http://" + front + "/y")
 	if err != nil {

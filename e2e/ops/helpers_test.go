@@ -4,15 +4,12 @@
 package ops
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,36 +17,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pingora-go/pingora/internal/testbin"
 )
 
 // waitBound bounds every wait of these tests: a process or an event that takes longer is a
 // failure, not something to wait for forever.
-const waitBound = 30 * time.Second
+const waitBound = testbin.Bound
 
-// buildBinary builds cmd/pingora into a temporary directory of t.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pingora")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/pingora-go/pingora/cmd/pingora")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // writeConf writes a configuration file into dir.
 func writeConf(t *testing.T, dir, body string) string {
@@ -92,116 +69,6 @@ func startOrigin(t *testing.T) *origin {
 	go o.srv.Serve(ln)
 	t.Cleanup(func() { o.srv.Close() })
 	return o
-}
-
-// proc is a running pingora process whose stderr is kept and searchable.
-type proc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // the exit error, once done is closed
-
-	mu    sync.Mutex // guards the fields below
-	lines []string
-	wake  chan struct{}
-}
-
-func startProc(t *testing.T, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(bin, args...), done: make(chan struct{}), wake: make(chan struct{})}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			close(p.wake)
-			p.wake = make(chan struct{})
-			p.mu.Unlock()
-		}
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-// waitLog waits until a line of stderr contains all of parts.
-func (p *proc) waitLog(parts ...string) {
-	p.t.Helper()
-	deadline := time.After(waitBound)
-	for {
-		p.mu.Lock()
-		for _, l := range p.lines {
-			if containsAll(l, parts) {
-				p.mu.Unlock()
-				return
-			}
-		}
-		wake := p.wake
-		p.mu.Unlock()
-		select {
-		case <-wake:
-		case <-p.done:
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			for _, l := range p.lines {
-				if containsAll(l, parts) {
-					return
-				}
-			}
-			p.t.Fatalf("process exited (%v) before logging %q:\n%s", p.err, parts, strings.Join(p.lines, "\n"))
-		case <-deadline:
-			p.t.Fatalf("no log line with %q after %s:\n%s", parts, waitBound, p.log())
-		}
-	}
-}
-
-func (p *proc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines, "\n")
-}
-
-func containsAll(s string, parts []string) bool {
-	for _, x := range parts {
-		if !strings.Contains(s, x) {
-			return false
-		}
-	}
-	return true
-}
-
-// wait waits for the process to exit, at most bound, and returns its exit error.
-func (p *proc) wait(bound time.Duration) error {
-	p.t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(bound):
-		p.t.Fatalf("process %d still running after %s:\n%s", p.cmd.Process.Pid, bound, p.log())
-		return nil
-	}
-}
-
-func (p *proc) signal(sig syscall.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("signal %v: %v", sig, err)
-	}
 }
 
 // get fetches url with a fresh connection and returns the status and body.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pingora-go/pingora/internal/testbin"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -71,12 +72,12 @@ func sample(mfs map[string]*dto.MetricFamily, name string, want map[string]strin
 // TestMetricsCountRequests scrapes /metrics during traffic and after it, and checks that the
 // counters match the requests sent.
 func TestMetricsCountRequests(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Binary(t)
 	o := startOrigin(t)
-	addr, maddr := freeAddr(t), freeAddr(t)
-	p := startProc(t, bin, "--listen", addr, "--upstream", o.addr, "--metrics", maddr)
-	p.waitLog("service started", "Prometheus")
-	p.waitLog("service started", "reverse proxy")
+	addr, maddr := testbin.FreeAddr(t), testbin.FreeAddr(t)
+	p := testbin.Start(t, bin, "--listen", addr, "--upstream", o.addr, "--metrics", maddr)
+	p.WaitLog("service started", "Prometheus")
+	p.WaitLog("service started", "reverse proxy")
 
 	const workers, perWorker = 4, 30
 	var wg sync.WaitGroup
@@ -157,8 +158,8 @@ func TestMetricsCountRequests(t *testing.T) {
 	if got := sample(mfs, "pingora_upstream_connections_total", map[string]string{"reused": "true"}); got <= 0 {
 		t.Errorf("no upstream connection was reused: %v", got)
 	}
-	p.signal(syscall.SIGTERM)
-	if err := p.wait(waitBound); err != nil {
+	p.Signal(syscall.SIGTERM)
+	if err := p.Wait(waitBound); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -166,14 +167,14 @@ func TestMetricsCountRequests(t *testing.T) {
 // TestMetricsSurviveIdle checks that an idle keep-alive scrape connection does not hold the
 // shutdown.
 func TestMetricsSurviveIdle(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Binary(t)
 	o := startOrigin(t)
-	addr, maddr := freeAddr(t), freeAddr(t)
-	p := startProc(t, bin, "--listen", addr, "--upstream", o.addr, "--metrics", maddr)
-	p.waitLog("service started", "Prometheus")
+	addr, maddr := testbin.FreeAddr(t), testbin.FreeAddr(t)
+	p := testbin.Start(t, bin, "--listen", addr, "--upstream", o.addr, "--metrics", maddr)
+	p.WaitLog("service started", "Prometheus")
 	scrape(t, "http://"+maddr+"/")
-	p.signal(syscall.SIGTERM)
-	if err := p.wait(waitBound); err != nil {
+	p.Signal(syscall.SIGTERM)
+	if err := p.Wait(waitBound); err != nil {
 		t.Fatal(err)
 	}
 }

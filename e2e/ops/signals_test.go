@@ -5,19 +5,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pingora-go/pingora/internal/testbin"
 )
 
 // TestSIGTERMGraceful: a slow request in flight when SIGTERM arrives completes; new
 // connections are refused once the server logged that it stopped accepting; the process exits
 // with status 0 within the grace period.
 func TestSIGTERMGraceful(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Binary(t)
 	o := startOrigin(t)
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	const grace = 20 * time.Second
 	cfg := writeConf(t, t.TempDir(), "version: 1\ngrace_period_seconds: 20\n")
-	p := startProc(t, bin, "-c", cfg, "--listen", addr, "--upstream", o.addr)
-	p.waitLog("service started")
+	p := testbin.Start(t, bin, "-c", cfg, "--listen", addr, "--upstream", o.addr)
+	p.WaitLog("service started")
 
 	type result struct {
 		status int
@@ -34,8 +36,8 @@ func TestSIGTERMGraceful(t *testing.T) {
 	case <-time.After(waitBound):
 		t.Fatal("the slow request never reached the origin")
 	}
-	p.signal(syscall.SIGTERM)
-	p.waitLog("stopped accepting")
+	p.Signal(syscall.SIGTERM)
+	p.WaitLog("stopped accepting")
 	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
 		c.Close()
 		t.Fatal("a new connection was accepted after the graceful shutdown began")
@@ -47,28 +49,28 @@ func TestSIGTERMGraceful(t *testing.T) {
 	if r.err != nil || r.status != 200 || r.body != "slow done" {
 		t.Fatalf("slow request: %d %q %v, want 200 \"slow done\"", r.status, r.body, r.err)
 	}
-	if err := p.wait(grace); err != nil {
-		t.Fatalf("exit: %v\n%s", err, p.log())
+	if err := p.Wait(grace); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.Log())
 	}
 }
 
 // TestSIGINTFast: SIGINT cuts the request in flight and the process exits at once.
 func TestSIGINTFast(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Binary(t)
 	o := startOrigin(t)
 	defer close(o.release)
-	addr := freeAddr(t)
-	p := startProc(t, bin, "--listen", addr, "--upstream", o.addr)
-	p.waitLog("service started")
+	addr := testbin.FreeAddr(t)
+	p := testbin.Start(t, bin, "--listen", addr, "--upstream", o.addr)
+	p.WaitLog("service started")
 	slow := make(chan error, 1)
 	go func() {
 		_, _, err := get("http://" + addr + "/slow")
 		slow <- err
 	}()
 	<-o.slowSeen
-	p.signal(syscall.SIGINT)
-	if err := p.wait(waitBound); err != nil {
-		t.Fatalf("exit: %v\n%s", err, p.log())
+	p.Signal(syscall.SIGINT)
+	if err := p.Wait(waitBound); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.Log())
 	}
 	if err := <-slow; err == nil {
 		t.Fatal("the request in flight completed; a fast shutdown must cut it")

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pingora-go/pingora/internal/testbin"
 )
 
 // load sends GET requests from several goroutines until stop is closed: half on keep-alive
@@ -66,14 +68,14 @@ func waitRequests(t *testing.T, c *counter, n int64) {
 // SIGQUIT to the old one) under a continuous load, and checks that no request failed, no
 // connection was refused, every old process exited cleanly, and the last process serves.
 func TestUpgradeUnderLoad(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Binary(t)
 	o := startOrigin(t)
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	dir := t.TempDir()
 	cfg := writeConf(t, dir, fmt.Sprintf("version: 1\nupgrade_sock: %s\ngrace_period_seconds: 20\n", filepath.Join(dir, "upgrade.sock")))
 	args := []string{"-c", cfg, "--listen", addr, "--upstream", o.addr}
-	cur := startProc(t, bin, args...)
-	cur.waitLog("service started")
+	cur := testbin.Start(t, bin, args...)
+	cur.WaitLog("service started")
 
 	var c counter
 	stop := make(chan struct{})
@@ -90,16 +92,16 @@ func TestUpgradeUnderLoad(t *testing.T) {
 
 	const upgrades = 3
 	for i := range upgrades {
-		next := startProc(t, bin, append([]string{"-u"}, args...)...)
-		next.waitLog("waiting for the old process")
-		cur.signal(syscall.SIGQUIT)
-		next.waitLog("service started")
+		next := testbin.Start(t, bin, append([]string{"-u"}, args...)...)
+		next.WaitLog("waiting for the old process")
+		cur.Signal(syscall.SIGQUIT)
+		next.WaitLog("service started")
 		waitRequests(t, &c, 200)
 		// The old process keeps accepting for the close timeout, then drains and exits.
-		if err := cur.wait(waitBound); err != nil {
-			t.Fatalf("upgrade %d: old process exited with %v\n%s", i+1, err, cur.log())
+		if err := cur.Wait(waitBound); err != nil {
+			t.Fatalf("upgrade %d: old process exited with %v\n%s", i+1, err, cur.Log())
 		}
-		cur.waitLog("listening sockets handed over")
+		cur.WaitLog("listening sockets handed over")
 		waitRequests(t, &c, 200)
 		cur = next
 	}
@@ -113,8 +115,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if status, body, err := get("http://" + addr + "/last"); err != nil || status != 200 || body != "ok" {
 		t.Fatalf("the last process does not serve: %d %q %v", status, body, err)
 	}
-	cur.signal(syscall.SIGTERM)
-	if err := cur.wait(waitBound); err != nil {
+	cur.Signal(syscall.SIGTERM)
+	if err := cur.Wait(waitBound); err != nil {
 		t.Fatalf("last process: %v", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pingora-go/pingora/internal/testserve"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/ratelimit"
 	"github.com/pingora-go/pingora/server"
@@ -68,33 +68,13 @@ func startProxy(t testing.TB, origin string, f *ratelimit.Filter) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := testserve.Quiet()
 	p := proxy.New(&app{peer: peer, limit: f}, proxy.Options{Logger: quiet})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	svc := server.NewListeningService("rate-limited proxy", p)
 	svc.SetLogger(quiet)
-	svc.AddListener(ln)
-	srv := server.New(server.Options{GracePeriod: time.Second, Logger: quiet})
-	srv.AddService(svc)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.RunServices(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("proxy server: %v", err)
-			}
-		case <-time.After(waitBound):
-			t.Error("proxy did not stop")
-		}
-		p.Connector().Close()
-	})
-	return ln.Addr().String()
+	addr := testserve.Listen(t, svc)
+	testserve.Run(t, testserve.Options{Logger: quiet, AfterStop: p.Connector().Close, ReportErr: true}, svc)
+	return addr
 }
 
 // client returns an HTTP client whose every request is bounded; its idle connections close

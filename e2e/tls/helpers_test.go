@@ -13,54 +13,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pingora-go/pingora/internal/nginxtest"
+	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/internal/testpki"
 )
 
 // waitBound bounds every wait of these tests.
-const waitBound = 30 * time.Second
+const waitBound = testbin.Bound
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds cmd/pingora once for the package's tests.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pingora-e2e-tls")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "pingora")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/pingora-go/pingora/cmd/pingora").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // lookTool finds a program the tests run; in CI (CI set) a missing one fails the test.
 func lookTool(t *testing.T, name string) string {
@@ -79,33 +45,6 @@ func lookTool(t *testing.T, name string) string {
 	}
 	t.Skipf("%s is not installed", name)
 	return ""
-}
-
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// waitListening waits until addr accepts connections.
-func waitListening(t *testing.T, addr string) {
-	t.Helper()
-	for deadline := time.Now().Add(waitBound); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is not listening: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // pki is a CA with its PEM file in a directory where certificates are written.
@@ -143,82 +82,20 @@ func (p *pki) issue(t *testing.T, file string, o testpki.LeafOptions) (leaf *tes
 	return l, c, k
 }
 
-// proc is a running pingora process whose stderr is kept and searchable.
-type proc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	done chan struct{}
-
-	mu    sync.Mutex // guards lines
-	lines []string
-}
-
-// startPingora runs the binary with args and waits until addr accepts connections.
-func startPingora(t *testing.T, addr string, args ...string) *proc {
+// startPingora runs the binary with args and waits until addr accepts connections. At the
+// test's end it stops the process with SIGINT and logs its output if the test failed or
+// E2E_LOG is set.
+func startPingora(t *testing.T, addr string, args ...string) *testbin.Proc {
 	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(binary(t), args...), done: make(chan struct{})}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			p.mu.Unlock()
-		}
-		p.cmd.Wait()
-		close(p.done)
-	}()
+	p := testbin.Start(t, testbin.Binary(t), args...)
 	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-p.done:
-		case <-time.After(waitBound):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
+		p.Stop(syscall.SIGINT)
 		if t.Failed() || os.Getenv("E2E_LOG") != "" {
-			t.Logf("pingora log:\n%s", p.log())
+			t.Logf("pingora log:\n%s", p.Log())
 		}
 	})
-	waitListening(t, addr)
+	p.WaitListening(addr)
 	return p
-}
-
-func (p *proc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines, "\n")
-}
-
-// waitLog waits until a line of stderr contains all of parts.
-func (p *proc) waitLog(parts ...string) {
-	p.t.Helper()
-	for deadline := time.Now().Add(waitBound); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		p.mu.Lock()
-		for _, l := range p.lines {
-			if containsAll(l, parts) {
-				p.mu.Unlock()
-				return
-			}
-		}
-		p.mu.Unlock()
-	}
-	p.t.Fatalf("no log line with %q", parts)
-}
-
-func containsAll(s string, parts []string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
 }
 
 // curlResult is what curl reports.
@@ -256,7 +133,7 @@ func curl(t *testing.T, url string, args ...string) curlResult {
 func startNginxTLS(t *testing.T, certFile, keyFile string) string {
 	t.Helper()
 	bin := lookTool(t, "nginx")
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	prefix := t.TempDir()
 	cmd, err := nginxtest.Command(bin, prefix, nginxtest.Conf(prefix, 256, fmt.Sprintf(`    server {
         listen %s ssl;
@@ -275,7 +152,7 @@ func startNginxTLS(t *testing.T, certFile, keyFile string) string {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	waitListening(t, addr)
+	testbin.WaitListening(t, addr)
 	return addr
 }
 

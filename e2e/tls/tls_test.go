@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/internal/testpki"
 )
 
@@ -22,21 +23,23 @@ func TestTerminateTLS(t *testing.T) {
 	_, aCert, aKey := pk.issue(t, "a", testpki.LeafOptions{Names: []string{"a.test"}})
 	_, bCert, bKey := pk.issue(t, "b", testpki.LeafOptions{Names: []string{"b.test", "*.b.test"}})
 	origin := startOrigin(t)
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	startPingora(t, addr, "--listen", addr, "--upstream", origin,
 		"--tls-cert", aCert, "--tls-key", aKey, "--tls-cert", bCert, "--tls-key", bKey)
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
 	tests := []struct {
-		name string
-		host string
-		args []string
-		ok   bool
+		name    string
+		host    string
+		args    []string
+		ok      bool
+		version string // the HTTP version curl must end up with (default 2: curl offers h2 first)
 	}{
 		{name: "first certificate by SNI", host: "a.test", ok: true},
 		{name: "second certificate by SNI", host: "b.test", ok: true},
 		{name: "second certificate by wildcard", host: "www.b.test", ok: true},
 		{name: "unknown name gets the first certificate, which does not verify", host: "c.test"},
-		{name: "HTTP/1.1 offered with h2 by ALPN", host: "a.test", args: []string{"--http2"}, ok: true},
+		{name: "h2 chosen by ALPN when offered", host: "a.test", args: []string{"--http2"}, ok: true},
+		{name: "HTTP/1.1 when only it is offered", host: "a.test", args: []string{"--http1.1"}, ok: true, version: "1.1"},
 		{name: "TLS 1.2", host: "a.test", args: []string{"--tls-max", "1.2"}, ok: true},
 		{name: "TLS 1.1 is refused", host: "a.test", args: []string{"--tlsv1.1", "--tls-max", "1.1"}},
 	}
@@ -50,8 +53,12 @@ func TestTerminateTLS(t *testing.T) {
 				}
 				return
 			}
-			if r.err != nil || r.status != "200" || r.body != "origin" || r.httpVersion != "1.1" {
-				t.Errorf("got %s HTTP/%s %q (%v), want 200 HTTP/1.1 origin", r.status, r.httpVersion, r.body, r.err)
+			want := tt.version
+			if want == "" {
+				want = "2"
+			}
+			if r.err != nil || r.status != "200" || r.body != "origin" || r.httpVersion != want {
+				t.Errorf("got %s HTTP/%s %q (%v), want 200 HTTP/%s origin", r.status, r.httpVersion, r.body, r.err, want)
 			}
 		})
 	}
@@ -64,7 +71,7 @@ func TestMutualTLS(t *testing.T) {
 	other := newPKI(t)
 	_, otherCert, otherKey := other.issue(t, "other", testpki.LeafOptions{Names: []string{"client"}, Client: true})
 	origin := startOrigin(t)
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	startPingora(t, addr, "--listen", addr, "--upstream", origin,
 		"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", pk.caFile)
 	url := "https://localhost:" + addr[strings.LastIndexByte(addr, ':')+1:] + "/"
@@ -109,7 +116,7 @@ func TestUpstreamTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := freeAddr(t)
+			addr := testbin.FreeAddr(t)
 			p := startPingora(t, addr, "--listen", addr, "--upstream", tt.upstream,
 				"--upstream-tls", "--upstream-sni", tt.sni, "--upstream-ca", pk.caFile)
 			r := curl(t, "http://"+addr+"/")
@@ -120,7 +127,7 @@ func TestUpstreamTLS(t *testing.T) {
 				t.Errorf("body %q, want nginx's", r.body)
 			}
 			if tt.logged != nil {
-				p.waitLog(tt.logged...)
+				p.WaitLog(tt.logged...)
 			}
 		})
 	}
@@ -133,7 +140,7 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 	pk := newPKI(t)
 	first, cert, key := pk.issue(t, "server", testpki.LeafOptions{Names: []string{"localhost"}})
 	origin := startOrigin(t)
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	p := startPingora(t, addr, "--listen", addr, "--upstream", origin, "--tls-cert", cert, "--tls-key", key)
 	url := "https://localhost:" + addr[strings.LastIndexByte(addr, ':')+1:] + "/"
 
@@ -197,9 +204,9 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 	if _, _, err := third.WriteFiles(pk.dir, "server"); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.Signal(syscall.SIGHUP)
 	waitSeen(third)
-	p.waitLog("SIGHUP: reloaded")
+	p.WaitLog("SIGHUP: reloaded")
 	stop()
 	wg.Wait()
 	if n := failures.Load(); n > 0 {

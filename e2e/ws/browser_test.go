@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/pingora-go/pingora/internal/testserve"
 	"github.com/pingora-go/pingora/protocols/ws"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/server"
@@ -156,31 +156,12 @@ func serve(t *testing.T, h http.Handler) string {
 
 func startProxy(t *testing.T, a *app) string {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	quiet := testserve.Quiet()
 	svc := server.NewListeningService("proxy", proxy.New[struct{}](a, proxy.Options{Logger: quiet}))
 	svc.SetLogger(quiet)
-	svc.AddListener(ln)
-	srv := server.New(server.Options{GracePeriod: time.Second, Logger: quiet})
-	srv.AddService(svc)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		srv.RunServices(ctx)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("the proxy did not stop")
-		}
-	})
-	return ln.Addr().String()
+	addr := testserve.Listen(t, svc)
+	testserve.Run(t, testserve.Options{Logger: quiet}, svc)
+	return addr
 }
 
 func TestBrowserThroughProxy(t *testing.T) {

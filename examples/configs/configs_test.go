@@ -4,8 +4,6 @@
 package configs
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,65 +19,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/internal/testpki"
+	"github.com/pingora-go/pingora/internal/testserve"
 )
 
 // bound bounds every wait.
-const bound = 30 * time.Second
+const bound = testbin.Bound
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds cmd/pingora once for the package's tests.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pingora-configs")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "pingora")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/pingora-go/pingora/cmd/pingora").CombinedOutput()
-		if err != nil {
-			buildErr = &buildError{err, out}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-type buildError struct {
-	err error
-	out []byte
-}
-
-func (e *buildError) Error() string { return "go build: " + e.err.Error() + "\n" + string(e.out) }
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // origin answers "NAME PATH", and 200 on /healthz while healthy.
 type origin struct {
@@ -122,86 +71,25 @@ func (o *origin) setDown(d bool) {
 	o.mu.Unlock()
 }
 
-// proc is a running pingora process.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex // guards log
-	log  bytes.Buffer
-}
-
-func (p *proc) logText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// start runs pingora -c file after checking it with -t, and waits for addrs to listen.
-func start(t *testing.T, file string, addrs ...string) *proc {
+// start runs pingora -c file after checking it with -t, and waits for addrs to listen. At
+// the test's end it stops the process with SIGTERM.
+func start(t *testing.T, file string, addrs ...string) *testbin.Proc {
 	t.Helper()
-	bin := binary(t)
+	bin := testbin.Binary(t)
 	if out, err := exec.Command(bin, "-t", "-c", file).CombinedOutput(); err != nil || !strings.Contains(string(out), "test is successful") {
 		t.Fatalf("pingora -t: %v\n%s", err, out)
 	}
-	p := &proc{cmd: exec.Command(bin, "-c", file), done: make(chan struct{})}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stdout = io.Discard
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-		}
-		p.cmd.Wait()
-		close(p.done)
-	}()
+	p := testbin.Start(t, bin, "-c", file)
 	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(bound):
-			p.cmd.Process.Kill()
-			<-p.done
-			t.Errorf("pingora did not stop on SIGTERM:\n%s", p.logText())
+		if !p.Stop(syscall.SIGTERM) {
+			t.Errorf("pingora did not stop on SIGTERM:\n%s", p.Log())
 		}
 		if t.Failed() {
-			t.Logf("pingora's log:\n%s", p.logText())
+			t.Logf("pingora's log:\n%s", p.Log())
 		}
 	})
-	for _, a := range addrs {
-		deadline := time.Now().Add(bound)
-		for {
-			c, err := net.DialTimeout("tcp", a, time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not listening:\n%s", a, p.logText())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	p.WaitListening(addrs...)
 	return p
-}
-
-// waitLog waits until the process's log holds s.
-func (p *proc) waitLog(t *testing.T, s string) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for !strings.Contains(p.logText(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log:\n%s", s, p.logText())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // prepare copies the example file into a temporary directory with the replacements made.
@@ -219,35 +107,10 @@ func prepare(t *testing.T, name string, repl ...string) (path, dir string) {
 	return path, dir
 }
 
+// get sends a GET with the header pairs hdr.
 func get(t *testing.T, c *http.Client, url string, hdr ...string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		if hdr[i] == "Host" {
-			req.Host = hdr[i+1]
-			continue
-		}
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
-}
-
-func newClient(t *testing.T) *http.Client {
-	tr := &http.Transport{DisableCompression: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: bound, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return testserve.Do(t, c, http.MethodGet, url, hdr...)
 }
 
 // curl runs curl with args and returns its output; the test is skipped without curl.
@@ -267,11 +130,11 @@ func curl(t *testing.T, args ...string) string {
 
 func TestLoadBalancer(t *testing.T) {
 	o := []*origin{startOrigin(t, "A"), startOrigin(t, "B"), startOrigin(t, "C")}
-	listen := freeAddr(t)
+	listen := testbin.FreeAddr(t)
 	repl := []string{"127.0.0.1:8080", listen, "127.0.0.1:9001", o[0].addr, "127.0.0.1:9002", o[1].addr, "127.0.0.1:9003", o[2].addr, "interval: 2s", "interval: 100ms"}
 	path, _ := prepare(t, "load-balancer.yaml", repl...)
 	p := start(t, path, listen)
-	c := newClient(t)
+	c := testserve.Client(t)
 	count := func(n int) map[string]int {
 		seen := map[string]int{}
 		for range n {
@@ -302,8 +165,8 @@ func TestLoadBalancer(t *testing.T) {
 	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	p.waitLog(t, "configuration reloaded")
+	p.Signal(syscall.SIGHUP)
+	p.WaitLog("configuration reloaded")
 	if seen := count(10); seen["C"] != 10 {
 		t.Errorf("after the reload: %v", seen)
 	}
@@ -311,10 +174,10 @@ func TestLoadBalancer(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Replace(edited, "retries: 2", "retries: many", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	p.waitLog(t, "configuration reload failed")
-	if !strings.Contains(p.logText(), "want an integer") {
-		t.Errorf("the reason is not logged:\n%s", p.logText())
+	p.Signal(syscall.SIGHUP)
+	p.WaitLog("configuration reload failed")
+	if !strings.Contains(p.Log(), "want an integer") {
+		t.Errorf("the reason is not logged:\n%s", p.Log())
 	}
 	if seen := count(5); seen["C"] != 5 {
 		t.Errorf("after the failed reload: %v", seen)
@@ -326,7 +189,7 @@ func TestLoadBalancer(t *testing.T) {
 
 func TestTLSTerminator(t *testing.T) {
 	o := startOrigin(t, "app")
-	tlsAddr, plain := freeAddr(t), freeAddr(t)
+	tlsAddr, plain := testbin.FreeAddr(t), testbin.FreeAddr(t)
 	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
 	path, dir := prepare(t, "tls-h2.yaml", "127.0.0.1:8443", tlsAddr, "127.0.0.1:8080", plain, "127.0.0.1:9001", o.addr, "$host:8443", "$host:"+tlsPort)
 	ca, err := testpki.NewCA("example CA")
@@ -364,7 +227,7 @@ func TestTLSTerminator(t *testing.T) {
 			t.Errorf("SNI %s served %s", name, cn)
 		}
 	}
-	resp, _ := get(t, newClient(t), "http://"+plain+"/a?b=1", "Host", "example.com")
+	resp, _ := get(t, testserve.Client(t), "http://"+plain+"/a?b=1", "Host", "example.com")
 	if resp.StatusCode != 301 || resp.Header.Get("Location") != "https://example.com:"+tlsPort+"/a?b=1" {
 		t.Errorf("redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -376,10 +239,10 @@ func TestTLSTerminator(t *testing.T) {
 
 func TestAPIGateway(t *testing.T) {
 	users, o2, o3 := startOrigin(t, "users"), startOrigin(t, "orders-1"), startOrigin(t, "orders-2")
-	listen := freeAddr(t)
+	listen := testbin.FreeAddr(t)
 	path, _ := prepare(t, "api-gateway.yaml", "127.0.0.1:8080", listen, "127.0.0.1:9001", users.addr, "127.0.0.1:9002", o2.addr, "127.0.0.1:9003", o3.addr)
 	p := start(t, path, listen)
-	c := newClient(t)
+	c := testserve.Client(t)
 	base := "http://" + listen
 
 	resp, body := get(t, c, base+"/v1/users/42", "X-API-Key", "k1", "Cookie", "session=1", "Accept-Encoding", "gzip")
@@ -426,21 +289,21 @@ func TestAPIGateway(t *testing.T) {
 	// The access log is on standard error, without the health checks of the route that turns
 	// it off.
 	get(t, c, base+"/healthz")
-	p.waitLog(t, `"path":"/users/7"`) // the path as rewritten
-	if strings.Contains(p.logText(), `"path":"/healthz"`) {
+	p.WaitLog(`"path":"/users/7"`) // the path as rewritten
+	if strings.Contains(p.Log(), `"path":"/healthz"`) {
 		t.Error("the health route was logged")
 	}
 }
 
 func TestStaticSite(t *testing.T) {
-	listen := freeAddr(t)
+	listen := testbin.FreeAddr(t)
 	www, err := filepath.Abs("www")
 	if err != nil {
 		t.Fatal(err)
 	}
 	path, _ := prepare(t, "static-site.yaml", "127.0.0.1:8080", listen, "root: www", "root: "+www)
 	start(t, path, listen)
-	c := newClient(t)
+	c := testserve.Client(t)
 	base := "http://" + listen
 	resp, body := get(t, c, base+"/")
 	if resp.StatusCode != 200 || !strings.Contains(body, "Served by pingora") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
