@@ -9,7 +9,7 @@ import (
 )
 
 func TestProcLogAndStop(t *testing.T) {
-	p := Start(t, "sh", "-c", `echo "first line" >&2; echo "ready on port 7" >&2; trap 'echo "got term" >&2; exit 3' TERM; while :; do sleep 0.05; done`)
+	p := Start(t, "sh", "-c", `echo "first line" >&2; trap 'echo "got term" >&2; exit 3' TERM; echo "ready on port 7" >&2; while :; do sleep 0.05; done`)
 	p.WaitLog("ready", "port 7")
 	if !strings.Contains(p.Log(), "first line") {
 		t.Fatalf("log lacks the first line:\n%s", p.Log())
