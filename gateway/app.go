@@ -84,6 +84,14 @@ func (a *app) RequestFilter(s *proxy.Session, ctx *Ctx) (bool, error) {
 	return false, nil
 }
 
+// RequestCacheFilter turns the route's cache on for the request.
+func (a *app) RequestCacheFilter(s *proxy.Session, ctx *Ctx) error {
+	if ctx.route != nil && ctx.route.cache != nil {
+		s.EnableCache(ctx.route.cache)
+	}
+	return nil
+}
+
 // UpstreamPeer picks a backend of the route's pool, another one than those that failed to
 // connect while there is one.
 func (a *app) UpstreamPeer(s *proxy.Session, ctx *Ctx) (*upstream.Peer, error) {

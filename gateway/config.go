@@ -20,6 +20,8 @@ type Config struct {
 	AccessLog *AccessLog `yaml:"access_log,omitempty" json:"access_log,omitempty"`
 	// Metrics serves Prometheus metrics on an address of its own.
 	Metrics *Metrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
+	// Caches are named HTTP caches (RFC 9111, a shared cache) that routes store responses in.
+	Caches map[string]*Cache `yaml:"caches,omitempty" json:"caches,omitempty"`
 
 	file  string         // the file read, for messages
 	dir   string         // relative paths of the file are relative to this directory
@@ -110,6 +112,79 @@ type Route struct {
 	// AccessLog logs the route's requests to the access log, when one is configured (default
 	// true).
 	AccessLog *bool `yaml:"access_log,omitempty" json:"access_log,omitempty"`
+	// Cache names the cache (of caches) that stores the cacheable responses of an upstream
+	// route and answers later requests from it; empty caches nothing.
+	Cache string `yaml:"cache,omitempty" json:"cache,omitempty"`
+}
+
+// Cache is an HTTP cache, in memory or in a directory (where its responses survive a
+// restart): exactly one of memory and dir.
+type Cache struct {
+	// Memory keeps the cache in memory, bounded to this many bytes ("64MiB").
+	Memory Size `yaml:"memory,omitempty" json:"memory,omitempty"`
+	// Dir keeps the cache in this directory.
+	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
+	// Disk bounds the cache in dir (default 1GiB).
+	Disk Size `yaml:"disk,omitempty" json:"disk,omitempty"`
+	// MaxObjectSize is the largest response body stored; larger ones stream through without
+	// being stored (default 64MiB).
+	MaxObjectSize Size `yaml:"max_object_size,omitempty" json:"max_object_size,omitempty"`
+}
+
+// Size is a number of bytes written as a count with an optional unit: "512", "64k", "10MB",
+// "64MiB", "1GiB" (k, M, G, T are powers of 1000; KiB, MiB, GiB, TiB of 1024).
+type Size int64
+
+// MarshalYAML writes s as a count of bytes.
+func (s Size) MarshalYAML() (any, error) { return int64(s), nil }
+
+// setScalar parses a size.
+func (s *Size) setScalar(v string) error {
+	n, err := ParseSize(v)
+	if err != nil {
+		return errWant("a size such as 64MiB or 500k")
+	}
+	*s = Size(n)
+	return nil
+}
+
+// ParseSize parses a number of bytes with an optional unit, as Size is written.
+func ParseSize(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	i := 0
+	for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+		i++
+	}
+	n, err := strconv.ParseInt(v[:i], 10, 64)
+	if err != nil || n < 0 {
+		return 0, errWant("a size")
+	}
+	mult := int64(1)
+	switch strings.ToLower(strings.TrimSpace(v[i:])) {
+	case "", "b":
+	case "k", "kb":
+		mult = 1000
+	case "m", "mb":
+		mult = 1000 * 1000
+	case "g", "gb":
+		mult = 1000 * 1000 * 1000
+	case "t", "tb":
+		mult = 1000 * 1000 * 1000 * 1000
+	case "kib":
+		mult = 1 << 10
+	case "mib":
+		mult = 1 << 20
+	case "gib":
+		mult = 1 << 30
+	case "tib":
+		mult = 1 << 40
+	default:
+		return 0, errWant("a size unit of k, M, G, T, KiB, MiB, GiB or TiB")
+	}
+	if n > (1<<63-1)/mult {
+		return 0, errWant("a size below 8 EiB")
+	}
+	return n * mult, nil
 }
 
 // Match is what a request must have to take a route: every condition given must hold.

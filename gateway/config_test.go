@@ -177,7 +177,8 @@ func TestHas(t *testing.T) {
 
 // TestKeysAreConfigFields keeps Keys and the Config fields in step.
 func TestKeysAreConfigFields(t *testing.T) {
-	out, err := yaml.Marshal(&Config{Upstreams: map[string]*Upstream{"a": {}}, AccessLog: &AccessLog{}, Metrics: &Metrics{}})
+	out, err := yaml.Marshal(&Config{Upstreams: map[string]*Upstream{"a": {}}, AccessLog: &AccessLog{}, Metrics: &Metrics{},
+		Caches: map[string]*Cache{"c": {}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora/accesslog"
+	"github.com/pingora-go/pingora/cache"
+	"github.com/pingora-go/pingora/cache/storage/disk"
+	"github.com/pingora-go/pingora/cache/storage/memory"
 	"github.com/pingora-go/pingora/compression"
 	"github.com/pingora-go/pingora/connector"
 	"github.com/pingora-go/pingora/header"
@@ -67,6 +70,13 @@ type Gateway struct {
 	closed   bool
 	pools    map[string]*pool             // the pools of the current state, by name
 	limiters map[string]*ratelimit.Filter // the rate limits of the current state, by limitKey
+	caches   map[string]*namedCache       // the caches of the current state, by name
+}
+
+// namedCache is a running HTTP cache and the configuration it was made from.
+type namedCache struct {
+	c   *cache.Cache
+	cfg Cache
 }
 
 // state is one configuration compiled: what a request uses from RequestFilter to Logging.
@@ -75,6 +85,7 @@ type state struct {
 	byListener map[string]*service // by listener address
 	pools      map[string]*pool
 	limiters   map[string]*ratelimit.Filter
+	caches     map[string]*namedCache
 }
 
 // service is a compiled Service.
@@ -100,6 +111,7 @@ type route struct {
 	reqEdits, respEdits  *edits
 	compression          bool
 	websocket, accessLog bool
+	cache                *cache.Cache // nil: the route caches nothing
 }
 
 // route returns the first route of the listener's service that matches req, or nil.
@@ -157,7 +169,7 @@ func New(c *Config, opts Options) (*Gateway, error) {
 		}
 		g.access = accesslog.New(slog.New(slog.NewJSONHandler(w, nil)))
 	}
-	g.pools, g.limiters = st.pools, st.limiters
+	g.pools, g.limiters, g.caches = st.pools, st.limiters, st.caches
 	g.cur.Store(st)
 	return g, nil
 }
@@ -176,7 +188,16 @@ func Check(c *Config) error {
 // change. The caller holds g.mu (or owns g alone).
 func (g *Gateway) build(c *Config) (*state, error) {
 	var errs Errors
-	st := &state{cfg: c, byListener: map[string]*service{}, pools: map[string]*pool{}, limiters: map[string]*ratelimit.Filter{}}
+	st := &state{cfg: c, byListener: map[string]*service{}, pools: map[string]*pool{}, limiters: map[string]*ratelimit.Filter{},
+		caches: map[string]*namedCache{}}
+	for _, name := range sortedNames(c.Caches) {
+		nc, err := g.cache(c, name)
+		if err != nil {
+			errs = appendErr(errs, err)
+			continue
+		}
+		st.caches[name] = nc
+	}
 	for _, name := range sortedNames(c.Upstreams) {
 		u := c.Upstreams[name]
 		if old := g.pools[name]; old != nil {
@@ -242,6 +263,41 @@ func limitKey(svc, route string, rl *RateLimit) string {
 	return svc + "\x00" + route + "\x00" + strconv.FormatInt(rl.Requests, 10) + "\x00" + rl.Window.D().String() + "\x00" + rl.Key
 }
 
+// cache returns the cache name of c: the running one when its configuration did not change
+// (its stored responses stay), else a new one. A cache on disk whose directory a running cache
+// uses keeps running as it is: two caches cannot share a directory, so a change of its bounds
+// waits for a restart (and is logged).
+func (g *Gateway) cache(c *Config, name string) (*namedCache, error) {
+	cfg := *c.Caches[name]
+	if old := g.caches[name]; old != nil && old.cfg == cfg {
+		return old, nil
+	}
+	if cfg.Dir != "" {
+		dir := c.resolve(cfg.Dir)
+		for oname, old := range g.caches {
+			if old.cfg.Dir != "" && c.resolve(old.cfg.Dir) == dir {
+				g.log.Warn("the cache on disk keeps its settings until a restart", "cache", name, "was", oname, "dir", dir)
+				return old, nil
+			}
+		}
+		ds, err := disk.Open(disk.Config{Dir: dir, MaxBytes: int64(cfg.Disk)})
+		if err != nil {
+			return nil, c.errAt("caches."+name+".dir", "%v", err)
+		}
+		hc, err := cache.New(cache.Config{Storage: ds, MaxObjectSize: int64(cfg.MaxObjectSize)})
+		if err != nil {
+			return nil, c.errAt("caches."+name, "%v", err)
+		}
+		return &namedCache{c: hc, cfg: cfg}, nil
+	}
+	hc, err := cache.New(cache.Config{Storage: memory.New(memory.Config{MaxBytes: int64(cfg.Memory)}),
+		MaxObjectSize: int64(cfg.MaxObjectSize)})
+	if err != nil {
+		return nil, c.errAt("caches."+name, "%v", err)
+	}
+	return &namedCache{c: hc, cfg: cfg}, nil
+}
+
 func (g *Gateway) buildRoute(c *Config, st *state, svc string, i int, rc *Route) (*route, error) {
 	p := "services." + svc + ".routes[" + itoa(i) + "]"
 	r := &route{
@@ -273,6 +329,13 @@ func (g *Gateway) buildRoute(c *Config, st *state, svc string, i int, rc *Route)
 		r.pool = st.pools[rc.Upstream]
 		if r.pool == nil {
 			return nil, c.errAt(p+".upstream", "upstream %q could not be built", rc.Upstream)
+		}
+		if rc.Cache != "" {
+			nc := st.caches[rc.Cache]
+			if nc == nil {
+				return nil, c.errAt(p+".cache", "cache %q could not be built", rc.Cache)
+			}
+			r.cache = nc.c
 		}
 	case rc.Redirect != nil:
 		r.redirect = &redirect{status: rc.Redirect.Status, location: mustTemplate(rc.Redirect.Location)}
@@ -481,7 +544,7 @@ func (g *Gateway) Apply(c *Config) error {
 		g.log.Warn("configuration change needs a restart or a graceful upgrade (SIGQUIT and -u) to take effect; the running value stays", "change", msg)
 	}
 	old := g.pools
-	g.pools, g.limiters = st.pools, st.limiters
+	g.pools, g.limiters, g.caches = st.pools, st.limiters, st.caches
 	g.cur.Store(st)
 	for name, pl := range old {
 		if st.pools[name] != pl {

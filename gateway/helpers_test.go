@@ -52,6 +52,9 @@ func startOrigin(t testing.TB, name string) *origin {
 		if r.URL.Path == "/slow" {
 			time.Sleep(300 * time.Millisecond)
 		}
+		if strings.HasPrefix(r.URL.Path, "/cacheable") {
+			w.Header().Set("Cache-Control", "max-age=60")
+		}
 		fmt.Fprintf(w, "%s %s", name, r.URL.RequestURI())
 	})}
 	go srv.Serve(ln)

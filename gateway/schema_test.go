@@ -190,6 +190,16 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		}
 		return map[string]any{"$ref": "#/$defs/Duration"}
 	}
+	if t == reflect.TypeFor[Size]() {
+		g.defs["Size"] = map[string]any{
+			"oneOf": []any{
+				map[string]any{"type": "integer", "minimum": 0},
+				map[string]any{"type": "string", "pattern": `^\s*[0-9]+\s*([kKmMgGtT][bB]?|[kKmMgGtT][iI][bB]|[bB])?\s*$`},
+			},
+			"description": g.docs["Size"],
+		}
+		return map[string]any{"$ref": "#/$defs/Size"}
+	}
 	switch t.Kind() {
 	case reflect.Pointer:
 		return g.schema(t.Elem())

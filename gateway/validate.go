@@ -94,6 +94,9 @@ func (c *Config) validate() error {
 		}
 		v.upstream(u, "upstreams."+name)
 	}
+	for _, name := range sortedNames(c.Caches) {
+		v.cache(c.Caches[name], "caches."+name)
+	}
 	if c.AccessLog != nil && c.AccessLog.Path == "" {
 		v.fail("access_log.path", "a file path, or - for standard error, is required")
 	}
@@ -217,6 +220,13 @@ func (v *validator) route(r *Route, i int, p string) {
 	if r.Upstream != "" {
 		if _, ok := v.c.Upstreams[r.Upstream]; !ok {
 			v.fail(p+".upstream", "no upstream named %q", r.Upstream)
+		}
+	}
+	if r.Cache != "" {
+		if _, ok := v.c.Caches[r.Cache]; !ok {
+			v.fail(p+".cache", "no cache named %q", r.Cache)
+		} else if r.Upstream == "" {
+			v.fail(p+".cache", "only a route to an upstream caches")
 		}
 	}
 	if rd := r.Redirect; rd != nil {
@@ -346,6 +356,33 @@ func (v *validator) fieldNames(m map[string]string, p string) {
 		} else if _, err := parseTemplate(m[n]); err != nil {
 			v.fail(p+"."+n, "%v", err)
 		}
+	}
+}
+
+// Defaults of Cache.
+const (
+	DefaultCacheDisk     = 1 << 30
+	DefaultMaxObjectSize = 64 << 20
+	minCacheMemory       = 1 << 20
+)
+
+func (v *validator) cache(c *Cache, p string) {
+	if c == nil {
+		v.fail(p, "memory or dir is required")
+		return
+	}
+	switch {
+	case (c.Memory > 0) == (c.Dir != ""):
+		v.fail(p, "exactly one of memory and dir is required")
+	case c.Dir != "" && c.Disk == 0:
+		c.Disk = DefaultCacheDisk
+	case c.Dir == "" && c.Disk != 0:
+		v.fail(p+".disk", "disk bounds a cache in dir")
+	case c.Memory > 0 && c.Memory < minCacheMemory:
+		v.fail(p+".memory", "want at least 1MiB")
+	}
+	if c.MaxObjectSize == 0 {
+		c.MaxObjectSize = DefaultMaxObjectSize
 	}
 }
 
