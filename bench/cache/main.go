@@ -1,11 +1,12 @@
 // Command cache compares pingora-go's TinyUFO with otter, theine, ristretto
 // and hashicorp's golang-lru in one process: hit ratios on Zipf, scan-polluted
-// and shifting-popularity traces, and heap bytes per entry at 1M entries.
+// and shifting-popularity traces, and heap bytes per entry at 1M entries; and the HTTP cache
+// (package cache) on Zipf traces of objects, bounded in bytes.
 // Read throughput is in the Go benchmarks beside it (go test -bench).
 //
 // Usage:
 //
-//	go run . [-keys 1000000] [-len 3000000] [-table hit|mem|all] [-only otter,tinyufo]
+//	go run . [-keys 1000000] [-len 3000000] [-table hit|mem|http|all] [-only otter,tinyufo]
 package main
 
 import (
@@ -20,7 +21,7 @@ import (
 func main() {
 	keys := flag.Int("keys", 1_000_000, "key space")
 	length := flag.Int("len", 3_000_000, "requests per trace")
-	which := flag.String("table", "all", "hit, mem or all")
+	which := flag.String("table", "all", "hit, mem, http or all")
 	only := flag.String("only", "", "comma-separated cache names to run (default all)")
 	flag.Parse()
 	if *only != "" {
@@ -37,6 +38,9 @@ func main() {
 	}
 	if *which == "mem" || *which == "all" {
 		memory(1_000_000)
+	}
+	if *which == "http" || *which == "all" {
+		httpCacheTable(20_000, 400_000)
 	}
 }
 
