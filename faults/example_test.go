@@ -123,7 +123,7 @@ func ExampleAnswerBeforeBody() {
 }
 
 func ExampleInformationalStorm() {
-	o := tryUpstream(faults.InformationalStorm(50, 103, faults.Response(200, "done")), faults.Get("/"))
+	o := tryUpstream(faults.InformationalStorm(20, 103, faults.Response(200, "done")), faults.Get("/"))
 	fmt.Println(o.Status, string(o.Body))
 	// Output: 200 done
 }

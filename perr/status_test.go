@@ -40,7 +40,6 @@ func TestStatusFor(t *testing.T) {
 		{"downstream closed", NewDown(ConnectionClosed), 0},
 		{"downstream invalid header", NewDown(InvalidHTTPHeader), 400},
 		{"downstream h1 error", NewDown(H1Error), 400},
-		{"downstream read timeout", NewDown(ReadTimedout), 400},
 		{"downstream internal error type", NewDown(InternalError), 400},
 
 		{"internal", NewIn(InternalError), 500},
