@@ -68,6 +68,7 @@ type EndpointError struct {
 	Err error
 }
 
+// Error names the side, the operation and the cause.
 func (e *EndpointError) Error() string {
 	side := "server"
 	if e.Side == ClientSide {
@@ -76,13 +77,16 @@ func (e *EndpointError) Error() string {
 	return "websocket " + side + " " + e.Op + ": " + e.Err.Error()
 }
 
+// Unwrap returns the cause.
 func (e *EndpointError) Unwrap() error { return e.Err }
 
 // FilterError is an error a relay's filter returned, or its panic.
 type FilterError struct{ Err error }
 
+// Error returns the filter's error text.
 func (e *FilterError) Error() string { return "websocket filter: " + e.Err.Error() }
 
+// Unwrap returns the filter's error.
 func (e *FilterError) Unwrap() error { return e.Err }
 
 // Filter sees each data message of a Relay, in either direction (m.Direction), and decides

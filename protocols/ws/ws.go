@@ -25,6 +25,7 @@ const (
 // IsControl reports whether op is a control opcode (close, ping, pong, or a reserved one).
 func (op Opcode) IsControl() bool { return op&0x8 != 0 }
 
+// String returns the opcode's name, such as "text" or "close".
 func (op Opcode) String() string {
 	switch op {
 	case OpContinuation:
@@ -64,6 +65,7 @@ const (
 	FromServer
 )
 
+// String returns "client->server" or "server->client".
 func (d Direction) String() string {
 	if d == FromClient {
 		return "client->server"
@@ -119,6 +121,7 @@ type Error struct {
 	Reason string
 }
 
+// Error returns the violation and its close code.
 func (e *Error) Error() string {
 	return "websocket: " + e.Reason + " (close " + strconv.Itoa(int(e.Code)) + ")"
 }
