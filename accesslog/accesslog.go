@@ -62,6 +62,9 @@ func (a *Logger) RequestDone(s *proxy.Session) {
 		slog.Int64("bytes_out", s.BodyBytesSent()),
 		slog.Duration("duration", since(t.Start, t.End)),
 	)
+	if ph := s.Cache().Phase(); ph != proxy.CacheOff {
+		attrs = append(attrs, slog.String("cache", ph.String()))
+	}
 	if p := s.Peer(); p != nil {
 		attrs = append(attrs,
 			slog.String("upstream", p.Addr),

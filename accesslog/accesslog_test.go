@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora"
+	"github.com/pingora-go/pingora/cache"
+	"github.com/pingora-go/pingora/cache/storage/memory"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/server"
 )
@@ -40,11 +42,18 @@ func (s *syncBuffer) String() string {
 
 func runProxy(tb testing.TB, origin string, obs proxy.Observer) string {
 	tb.Helper()
+	return runProxyWith(tb, origin, proxy.Options{Observers: []proxy.Observer{obs}})
+}
+
+// runProxyWith is runProxy with the proxy's options (its Logger is replaced).
+func runProxyWith(tb testing.TB, origin string, opts proxy.Options) string {
+	tb.Helper()
 	app, err := pingora.NewReverseProxyApp(origin)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ls := server.NewListeningService("proxy", proxy.New(app, proxy.Options{Observers: []proxy.Observer{obs}, Logger: quiet}))
+	opts.Logger = quiet
+	ls := server.NewListeningService("proxy", proxy.New(app, opts))
 	ls.SetLogger(quiet)
 	ls.AddTCP("127.0.0.1:0")
 	srv := server.New(server.Options{Logger: quiet})
@@ -163,5 +172,46 @@ func BenchmarkAccessLog(b *testing.B) {
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+	}
+}
+
+// TestAccessLogCache checks the cache field: a miss, then a hit.
+func TestAccessLogCache(t *testing.T) {
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "cached")
+	}))
+	defer o.Close()
+	c, err := cache.New(cache.Config{Storage: memory.New(memory.Config{MaxBytes: 1 << 20})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	addr := runProxyWith(t, strings.TrimPrefix(o.URL, "http://"), proxy.Options{Cache: c,
+		Observers: []proxy.Observer{New(slog.New(slog.NewJSONHandler(&buf, nil)))}})
+	var got []any
+	for i := range 2 {
+		resp, err := http.Get("http://" + addr + "/c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(buf.String(), "\n") <= i && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rec["cache"])
+		if rec["proto"] != "HTTP/1.1" {
+			t.Errorf("proto %v", rec["proto"])
+		}
+	}
+	if got[0] != "miss" || got[1] != "hit" {
+		t.Fatalf("cache fields %v, want miss then hit", got)
 	}
 }
