@@ -218,6 +218,11 @@ func (s *Session) writeHeader(resp *header.ResponseHeader, endOfStream bool) err
 // writeDown writes body bytes that went through the modules and flushes them; at the end of
 // the stream it finishes the response with trailers (may be nil).
 func (s *Session) writeDown(body []byte, endOfStream bool, trailers *header.Fields) error {
+	if endOfStream && len(body) > 0 && s.h2s != nil && (trailers == nil || trailers.Len() == 0) {
+		// The last piece and the end of the stream in one DATA frame and one write.
+		s.bodyBytesDown += int64(len(body))
+		return s.h2s.WriteLastBody(body)
+	}
 	if len(body) > 0 {
 		s.bodyBytesDown += int64(len(body))
 		if err := s.down.WriteBody(body); err != nil {

@@ -546,3 +546,30 @@ func TestControlFrameFloods(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteLastBody checks that the last body piece and the end of the stream go out as one
+// DATA frame with END_STREAM.
+func TestWriteLastBody(t *testing.T) {
+	addr := serve(t, nil, nil, nil, func(s *ServerStream) {
+		s.WriteResponseHeader(header.NewResponse(200))
+		s.WriteLastBody([]byte("the end"))
+	})
+	r := dialRaw(t, addr)
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.request(), EndStream: true, EndHeaders: true})
+	var data []string
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := f.(*http2.DataFrame); ok && d.StreamID == 1 {
+			data = append(data, string(d.Data()))
+			if d.StreamEnded() {
+				break
+			}
+		}
+	}
+	if len(data) != 1 || data[0] != "the end" {
+		t.Fatalf("DATA frames %q, want one with the body and END_STREAM", data)
+	}
+}

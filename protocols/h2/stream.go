@@ -267,6 +267,19 @@ func (s *ServerStream) WriteBody(p []byte) error {
 	return s.send(0, p, false, "writing the response body")
 }
 
+// WriteLastBody writes the last piece of the response body and ends the stream with it: a
+// DATA frame with END_STREAM, and one write to the connection where WriteBody and
+// FinishResponse take two. There are no trailers.
+func (s *ServerStream) WriteLastBody(p []byte) error {
+	if !s.headSent {
+		return perr.Explain(perr.InternalError, "response body before its head").AsIn()
+	}
+	if s.noBody || len(p) == 0 {
+		return s.FinishResponse(nil)
+	}
+	return s.send(0, p, true, "writing the response body")
+}
+
 // Flush sends the final response head if it is still waiting for body bytes. Body bytes are
 // sent when WriteBody returns.
 func (s *ServerStream) Flush() error {
