@@ -82,19 +82,12 @@ func runGateway(f *flags, c *conf.ServerConf, gc *gateway.Config, stdout io.Writ
 		return nil
 	}
 
-	logger, logFile, err := server.NewLogger(c)
+	logger, sopts, err := serverSetup(f, c)
 	if err != nil {
 		return err
 	}
-	slog.SetDefault(logger)
-	c.WarnUnknown(logger, f.opt.Conf)
-	sopts := server.Options{Conf: c, Upgrade: f.opt.Upgrade, Daemon: f.opt.Daemon, Logger: logger}
-	if logFile != nil {
-		sopts.Reopeners = append(sopts.Reopeners, logFile)
-	}
 	var svcs []server.Service
-	// A daemon's first process only starts its background copy: it opens nothing.
-	if !(c.Daemon || f.opt.Daemon) || server.IsDaemonChild() {
+	if opensServices(f, c) {
 		conn, err := newConnector(c, &sopts)
 		if err != nil {
 			return err

@@ -176,19 +176,12 @@ func run(args []string, stdout io.Writer) error {
 		return nil
 	}
 
-	logger, logFile, err := server.NewLogger(c)
+	logger, sopts, err := serverSetup(f, c)
 	if err != nil {
 		return err
 	}
-	slog.SetDefault(logger)
-	c.WarnUnknown(logger, f.opt.Conf)
-	sopts := server.Options{Conf: c, Upgrade: f.opt.Upgrade, Daemon: f.opt.Daemon, Logger: logger}
-	if logFile != nil {
-		sopts.Reopeners = append(sopts.Reopeners, logFile)
-	}
 	var svcs []server.Service
-	// A daemon's first process only starts its background copy: it opens nothing.
-	if !(c.Daemon || f.opt.Daemon) || server.IsDaemonChild() {
+	if opensServices(f, c) {
 		if svcs, err = services(f, c, addr, logger, &sopts); err != nil {
 			return err
 		}
@@ -198,6 +191,28 @@ func run(args []string, stdout io.Writer) error {
 		srv.AddService(svc)
 	}
 	return srv.Run(context.Background())
+}
+
+// serverSetup opens the error log the configuration names, makes it the default logger, warns
+// of unknown keys, and returns the server's options.
+func serverSetup(f *flags, c *conf.ServerConf) (*slog.Logger, server.Options, error) {
+	logger, logFile, err := server.NewLogger(c)
+	if err != nil {
+		return nil, server.Options{}, err
+	}
+	slog.SetDefault(logger)
+	c.WarnUnknown(logger, f.opt.Conf)
+	sopts := server.Options{Conf: c, Upgrade: f.opt.Upgrade, Daemon: f.opt.Daemon, Logger: logger}
+	if logFile != nil {
+		sopts.Reopeners = append(sopts.Reopeners, logFile)
+	}
+	return logger, sopts, nil
+}
+
+// opensServices reports whether this process serves: a daemon's first process only starts
+// its background copy, and opens nothing.
+func opensServices(f *flags, c *conf.ServerConf) bool {
+	return !(c.Daemon || f.opt.Daemon) || server.IsDaemonChild()
 }
 
 func confName(path string) string {
