@@ -50,6 +50,10 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Logger receives the error log and reload messages; nil uses slog.Default().
 	Logger *slog.Logger
+	// WatchInterval, when positive, makes the running gateway look at its file this often and
+	// reload it when its modification time or size changed (besides SIGHUP). An invalid new
+	// file is logged and the running configuration stays, as with SIGHUP.
+	WatchInterval time.Duration
 }
 
 // Gateway runs a configuration: one proxy per listener routing by the current routes, the
@@ -630,11 +634,47 @@ func (c *control) Start(context.Context) error {
 	return nil
 }
 
-// Serve waits for the shutdown, then stops the pools.
+// Serve watches the file when asked to (Options.WatchInterval) until the shutdown, then
+// stops the pools.
 func (c *control) Serve(shutdown, _ context.Context) error {
+	if d := c.g.opts.WatchInterval; d > 0 {
+		c.g.watch(shutdown, d)
+	}
 	<-shutdown.Done()
 	c.g.Close()
 	return nil
+}
+
+// watch reloads the configuration file whenever its modification time or size changes,
+// looking every interval until ctx ends.
+func (g *Gateway) watch(ctx context.Context, every time.Duration) {
+	file := g.cur.Load().cfg.file
+	if file == "" {
+		return
+	}
+	stamp := func() (time.Time, int64) {
+		if st, err := os.Stat(file); err == nil {
+			return st.ModTime(), st.Size()
+		}
+		return time.Time{}, -1
+	}
+	mod, size := stamp()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m, s := stamp()
+		if s < 0 || m.Equal(mod) && s == size {
+			continue
+		}
+		mod, size = m, s
+		g.log.Info("configuration file changed", "file", file)
+		g.Reload() // logs its outcome
+	}
 }
 
 // Reload reloads the configuration file.

@@ -106,13 +106,20 @@ func writeFile(t testing.TB, dir, body string) string {
 // serve loads the configuration file at path and runs it until the test ends.
 func serve(t testing.TB, path string) *running {
 	t.Helper()
+	return serveWith(t, path, Options{})
+}
+
+// serveWith is serve with the gateway's options (its Logger is replaced).
+func serveWith(t testing.TB, path string, o Options) *running {
+	t.Helper()
 	c, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lb := &logBuffer{}
 	logger := slog.New(slog.NewTextHandler(lb, nil))
-	g, err := New(c, Options{Logger: logger})
+	o.Logger = logger
+	g, err := New(c, o)
 	if err != nil {
 		t.Fatal(err)
 	}

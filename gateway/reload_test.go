@@ -194,3 +194,48 @@ func TestReloadLifecycle(t *testing.T) {
 		t.Errorf("third request: %d", resp.StatusCode)
 	}
 }
+
+// TestWatchReload: with WatchInterval, a change of the file is applied without SIGHUP, and a
+// broken change keeps the running configuration.
+func TestWatchReload(t *testing.T) {
+	a := startOrigin(t, "A")
+	listen := testbin.FreeAddr(t)
+	dir := t.TempDir()
+	conf := func(v string) string {
+		return expand(reloadConf, map[string]string{"LISTEN": listen, "ORIGIN": a.addr, "VERSION": v})
+	}
+	path := writeFile(t, dir, conf("1"))
+	r := serveWith(t, path, Options{WatchInterval: 20 * time.Millisecond})
+	c := testserve.Client(t)
+	version := func() string {
+		resp, _ := testserve.Do(t, c, "GET", "http://"+listen+"/x")
+		return resp.Header.Get("X-Version")
+	}
+	waitVersion := func(want string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); version() != want; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("version %q after 5 s, want %q; log:\n%s", version(), want, r.log.String())
+			}
+		}
+	}
+	if err := os.WriteFile(path, []byte(conf("2")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitVersion("2")
+	if err := os.WriteFile(path, []byte("listeners: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(r.log.String(), "configuration reload failed"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed reload logged:\n%s", r.log.String())
+		}
+	}
+	if v := version(); v != "2" {
+		t.Fatalf("a broken file changed the version to %q", v)
+	}
+	if err := os.WriteFile(path, []byte(conf("3")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitVersion("3")
+}

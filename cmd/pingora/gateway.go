@@ -92,7 +92,8 @@ func runGateway(f *flags, c *conf.ServerConf, gc *gateway.Config, stdout io.Writ
 		if err != nil {
 			return err
 		}
-		g, err := gateway.New(gc, gateway.Options{Connector: conn, MaxRetries: c.MaxRetries, Logger: logger})
+		g, err := gateway.New(gc, gateway.Options{Connector: conn, MaxRetries: c.MaxRetries, Logger: logger,
+			WatchInterval: f.watch})
 		if err != nil {
 			return fmt.Errorf("configuration %s is invalid:\n%w", f.opt.Conf, err)
 		}
