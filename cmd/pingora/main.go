@@ -36,9 +36,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"time"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
