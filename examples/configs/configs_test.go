@@ -15,9 +15,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/internal/testpki"
@@ -343,4 +346,96 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestCachingProxy(t *testing.T) {
+	var hits sync.Map // path -> *atomic.Int64 of origin requests
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: bound, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := hits.LoadOrStore(r.URL.Path, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "content of "+r.URL.Path)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	listen := testbin.FreeAddr(t)
+	path, dir := prepare(t, "caching-proxy.yaml", "127.0.0.1:8080", listen, "127.0.0.1:9001", ln.Addr().String())
+	start(t, path, listen)
+	c := testserve.Client(t)
+	for _, p := range []string{"/page", "/static/app.js"} {
+		for i := range 3 {
+			resp, body := get(t, c, "http://"+listen+p)
+			if resp.StatusCode != 200 || body != "content of "+p {
+				t.Fatalf("%s #%d: %d %q", p, i, resp.StatusCode, body)
+			}
+			if cs := resp.Header.Get("Cache-Status"); i > 0 && !strings.Contains(cs, "hit") {
+				t.Errorf("%s #%d: Cache-Status %q", p, i, cs)
+			}
+		}
+		n, _ := hits.Load(p)
+		if got := n.(*atomic.Int64).Load(); got != 1 {
+			t.Errorf("%s: the origin saw %d requests, want 1", p, got)
+		}
+	}
+	// The assets cache is a directory beside the file.
+	if ents, err := os.ReadDir(filepath.Join(dir, "cache-assets")); err != nil || len(ents) == 0 {
+		t.Errorf("no disk cache in %s: %v", dir, err)
+	}
+}
+
+func TestWebSocketApp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: bound, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ws" {
+			io.WriteString(w, "page")
+			return
+		}
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := r.Context()
+		for {
+			typ, msg, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			c.Write(ctx, typ, append([]byte("echo: "), msg...))
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	listen := testbin.FreeAddr(t)
+	path, _ := prepare(t, "websocket-app.yaml", "127.0.0.1:8080", listen, "127.0.0.1:9001", ln.Addr().String())
+	start(t, path, listen)
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+listen+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := ws.Read(ctx); err != nil || string(msg) != "echo: hi" {
+		t.Fatalf("%q, %v", msg, err)
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
+	// Elsewhere an upgrade is refused, and plain requests are served.
+	if _, resp, err := websocket.Dial(ctx, "ws://"+listen+"/other", nil); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("upgrade outside /ws: %v %v", resp, err)
+	}
+	if resp, body := get(t, testserve.Client(t), "http://"+listen+"/"); resp.StatusCode != 200 || body != "page" {
+		t.Fatalf("page: %d %q", resp.StatusCode, body)
+	}
 }
