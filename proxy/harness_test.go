@@ -71,10 +71,11 @@ func (a *testApp) FailToConnect(_ *proxy.Session, _ *upstream.Peer, c *testCtx, 
 }
 
 func (a *testApp) Logging(s *proxy.Session, err error, _ *testCtx) {
-	a.logged.Add(1)
+	// The error first: tests wait for the count, then read the error.
 	if err != nil {
 		a.lastErr.Store(err.Error())
 	}
+	a.logged.Add(1)
 }
 
 func mustPeer(t testing.TB, addr string) *upstream.Peer {
