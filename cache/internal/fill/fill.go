@@ -86,3 +86,29 @@ func (p *Progress) Wait(ctx context.Context, pos int64, idle time.Duration, time
 		}
 	}
 }
+
+// Cursor is a body reader's position and the last byte it may read: the part of SetRange and
+// Read that the storages share.
+type Cursor struct {
+	Pos int64
+	End int64 // last byte to read, inclusive; -1 for the whole body
+}
+
+// SetRange moves the cursor to the bytes start to end (inclusive) of a body of size bytes,
+// reporting false, and leaving the cursor as it was, for a range the body does not hold or a
+// size not known yet (negative).
+func (c *Cursor) SetRange(start, end, size int64) bool {
+	if size < 0 || start < 0 || end < start || end >= size {
+		return false
+	}
+	c.Pos, c.End = start, end
+	return true
+}
+
+// Limit returns the end (exclusive) of what the cursor may read of avail bytes.
+func (c *Cursor) Limit(avail int64) int64 {
+	if c.End >= 0 && c.End+1 < avail {
+		return c.End + 1
+	}
+	return avail
+}

@@ -239,7 +239,7 @@ func (s *Storage) Lookup(_ context.Context, key cache.Key) (*cache.Meta, cache.B
 			if err != nil {
 				return nil, nil, perr.Because(perr.FileOpenError, "cache entry", err).AsIn()
 			}
-			return p.meta, &reader{s: s, f: f, prog: p.prog, size: -1, end: -1}, nil
+			return p.meta, &reader{s: s, f: f, prog: p.prog, size: -1, Cursor: fill.Cursor{End: -1}}, nil
 		}
 		e, ok := s.idx.Get(key)
 		s.mu.Unlock()
@@ -254,7 +254,7 @@ func (s *Storage) Lookup(_ context.Context, key cache.Key) (*cache.Meta, cache.B
 		if err != nil {
 			return nil, nil, perr.Because(perr.FileOpenError, "cache entry", err).AsIn()
 		}
-		return e.meta, &reader{s: s, f: f, size: e.bodyLen, end: -1}, nil
+		return e.meta, &reader{s: s, f: f, size: e.bodyLen, Cursor: fill.Cursor{End: -1}}, nil
 	}
 	return nil, nil, nil
 }
@@ -502,8 +502,7 @@ type reader struct {
 	f    *os.File
 	prog *fill.Progress // nil for a finished entry
 	size int64          // body length, -1 while unknown
-	pos  int64
-	end  int64 // last byte to read, inclusive; -1 for the whole body
+	fill.Cursor
 }
 
 func (r *reader) Read(ctx context.Context, p []byte) (int, error) {
@@ -513,26 +512,24 @@ func (r *reader) Read(ctx context.Context, p []byte) (int, error) {
 	avail := r.size
 	if avail < 0 {
 		written, done, err := r.prog.State()
-		if written <= r.pos && !done && err == nil {
-			written, done, err = r.prog.Wait(ctx, r.pos, r.s.fillTimeout, cache.ErrFillTimeout)
+		if written <= r.Pos && !done && err == nil {
+			written, done, err = r.prog.Wait(ctx, r.Pos, r.s.fillTimeout, cache.ErrFillTimeout)
 		}
 		if done {
 			r.size = written
 		}
-		if written <= r.pos && !done {
+		if written <= r.Pos && !done {
 			return 0, err
 		}
 		avail = written
 	}
-	if r.end >= 0 && r.end+1 < avail {
-		avail = r.end + 1
-	}
-	if r.pos >= avail {
+	avail = r.Limit(avail)
+	if r.Pos >= avail {
 		return 0, io.EOF
 	}
-	want := min(int64(len(p)), avail-r.pos)
-	n, err := r.f.ReadAt(p[:want], r.pos)
-	r.pos += int64(n)
+	want := min(int64(len(p)), avail-r.Pos)
+	n, err := r.f.ReadAt(p[:want], r.Pos)
+	r.Pos += int64(n)
 	if err != nil && !(err == io.EOF && int64(n) == want) {
 		return n, perr.Because(perr.FileReadError, "cache entry", err).AsIn()
 	}
@@ -540,11 +537,9 @@ func (r *reader) Read(ctx context.Context, p []byte) (int, error) {
 }
 
 func (r *reader) SetRange(start, end int64) error {
-	size := r.Size()
-	if size < 0 || start < 0 || end < start || end >= size {
+	if !r.Cursor.SetRange(start, end, r.Size()) {
 		return cache.ErrRange
 	}
-	r.pos, r.end = start, end
 	return nil
 }
 

@@ -90,7 +90,7 @@ func (s *Storage) Lookup(_ context.Context, key cache.Key) (*cache.Meta, cache.B
 		return nil, nil, nil
 	}
 	r := readerPool.Get().(*reader)
-	*r = reader{s: s, e: e, end: -1}
+	*r = reader{s: s, e: e, Cursor: fill.Cursor{End: -1}}
 	return e.meta, r, nil
 }
 
@@ -226,10 +226,9 @@ func (w *writer) Abort() {
 
 // reader reads an entry's body, waiting for its writer when it is ahead of it.
 type reader struct {
-	s   *Storage
-	e   *entry
-	pos int64
-	end int64 // last byte to read, inclusive; -1 for the whole body
+	s *Storage
+	e *entry
+	fill.Cursor
 }
 
 // snapshot returns the body written so far and whether it is final.
@@ -240,13 +239,13 @@ func (r *reader) snapshot(ctx context.Context) ([]byte, bool, error) {
 	}
 	for {
 		written, done, err := e.prog.State()
-		if written <= r.pos && !done && err == nil {
-			written, done, err = e.prog.Wait(ctx, r.pos, r.s.fillTimeout, cache.ErrFillTimeout)
+		if written <= r.Pos && !done && err == nil {
+			written, done, err = e.prog.Wait(ctx, r.Pos, r.s.fillTimeout, cache.ErrFillTimeout)
 		}
 		e.mu.Lock()
 		body := e.body[:written]
 		e.mu.Unlock()
-		if int64(len(body)) > r.pos || done {
+		if int64(len(body)) > r.Pos || done {
 			return body, done, nil
 		}
 		if err != nil {
@@ -263,26 +262,21 @@ func (r *reader) Read(ctx context.Context, p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	limit := int64(len(body))
-	if r.end >= 0 && r.end+1 < limit {
-		limit = r.end + 1
-	}
-	if r.pos >= limit {
-		if done || r.end >= 0 {
+	limit := r.Limit(int64(len(body)))
+	if r.Pos >= limit {
+		if done || r.End >= 0 {
 			return 0, io.EOF
 		}
 	}
-	n := copy(p, body[r.pos:limit])
-	r.pos += int64(n)
+	n := copy(p, body[r.Pos:limit])
+	r.Pos += int64(n)
 	return n, nil
 }
 
 func (r *reader) SetRange(start, end int64) error {
-	size := r.Size()
-	if size < 0 || start < 0 || end < start || end >= size {
+	if !r.Cursor.SetRange(start, end, r.Size()) {
 		return cache.ErrRange
 	}
-	r.pos, r.end = start, end
 	return nil
 }
 
