@@ -347,8 +347,10 @@ func TestH2ResetOnTruncatedUpstream(t *testing.T) {
 // GOAWAY, so that the client opens no new stream on the connection.
 func TestH2GracefulShutdown(t *testing.T) {
 	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
 	origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
 			<-release
 		}
 		io.WriteString(w, "done")
@@ -368,9 +370,13 @@ func TestH2GracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		got <- string(b)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-arrived: // the stream is in flight
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach the origin")
+	}
 	cancel()
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // the shutdown begins while the stream waits
 	close(release)
 	select {
 	case s := <-got:

@@ -109,9 +109,16 @@ func TestPeerQueueTimeout(t *testing.T) {
 	peer.Options.MaxQueued = 1
 	peer.Options.QueueTimeout = 200 * time.Millisecond
 	app := &testApp{peers: []*upstream.Peer{peer}}
-	addr, _ := startProxy(t, app, proxy.Options{})
+	addr, p := startProxy(t, app, proxy.Options{})
 	go newClient().Get("http://" + addr + "/first")
-	time.Sleep(100 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if r, _ := p.Inflight(peer); r == 1 {
+			break // the first request holds the only slot
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first request took no slot")
+		}
+	}
 	start := time.Now()
 	resp, err := newClient().Get("http://" + addr + "/second")
 	if err != nil {
