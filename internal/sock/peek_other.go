@@ -10,3 +10,6 @@ const Supported = false
 
 // Peek is not implemented off Linux; it reports EAGAIN.
 func Peek(fd uintptr, buf *byte) (n int, errno syscall.Errno) { return 0, syscall.EAGAIN }
+
+// PeekN is not implemented off Linux; it reports EAGAIN.
+func PeekN(fd uintptr, buf []byte) (n int, errno syscall.Errno) { return 0, syscall.EAGAIN }
