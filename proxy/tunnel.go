@@ -63,7 +63,7 @@ func (p *Proxy[C]) relay(st *conn[C], ctx *C, client, server ws.Endpoint, resp *
 		o.Stats = otherUpgrades
 		return tunnelErr(ws.Pipe(client, server, &o))
 	}
-	if f, ok := p.app.(WebSocketFilter[C]); ok {
+	if f, ok := p.app.(WebSocketFilter[C]); ok && p.filtersWebSocket(s, ctx) {
 		if deflate, ok := negotiated(&st.upReq, resp); ok {
 			o.Deflate = deflate
 			return tunnelErr(ws.Relay(client, server, &o, func(m *ws.Message) (ws.Action, error) {
@@ -74,6 +74,15 @@ func (p *Proxy[C]) relay(st *conn[C], ctx *C, client, server ws.Endpoint, resp *
 			"request", p.app.RequestSummary(s, ctx), "extensions", resp.Value("Sec-WebSocket-Extensions"))
 	}
 	return tunnelErr(ws.Pipe(client, server, &o))
+}
+
+// filtersWebSocket asks the app's WebSocketFilterFor, when it has one, whether the session
+// goes through its WebSocketFilter.
+func (p *Proxy[C]) filtersWebSocket(s *Session, ctx *C) bool {
+	if fc, ok := p.app.(WebSocketFilterFor[C]); ok {
+		return fc.FilterWebSocket(s, ctx)
+	}
+	return true
 }
 
 // tunnelErr turns how a relay ended into the request's error: nil for a normal end.

@@ -22,6 +22,14 @@ type WebSocketFilter[C any] interface {
 	WebSocketMessage(s *Session, ctx *C, m *ws.Message) (ws.Action, error)
 }
 
+// WebSocketFilterFor is an optional interface of a ProxyHTTP that implements WebSocketFilter:
+// asked once a session's 101 response was sent, it tells whether this session goes through
+// the filter. A session it declines is relayed as raw bytes, which costs no parsing; without
+// this interface every WebSocket session is filtered.
+type WebSocketFilterFor[C any] interface {
+	FilterWebSocket(s *Session, ctx *C) bool
+}
+
 // WebSocketConfig is an optional interface of a ProxyHTTP: the options of an upgraded
 // connection (timeouts, message limits, compression level), asked for once its 101 response
 // was sent. Without it every upgrade gets DefaultWebSocketOptions.

@@ -113,9 +113,15 @@ type wsMsg struct {
 
 func dialWS(t *testing.T, addr string, mode websocket.CompressionMode) *wsClient {
 	t.Helper()
+	return dialWSPath(t, addr, "/ws", mode)
+}
+
+// dialWSPath opens a session to target (a path and query) through the proxy at addr.
+func dialWSPath(t *testing.T, addr, target string, mode websocket.CompressionMode) *wsClient {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{CompressionMode: mode, CompressionThreshold: 64})
+	c, resp, err := websocket.Dial(ctx, "ws://"+addr+target, &websocket.DialOptions{CompressionMode: mode, CompressionThreshold: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,4 +437,33 @@ func TestWebSocketHandshakeBytes(t *testing.T) {
 			t.Fatal("the server got nothing")
 		}
 	}
+}
+
+// wsChooserApp filters only the sessions whose path is /ws?filter.
+type wsChooserApp struct{ wsFilterApp }
+
+func (a *wsChooserApp) FilterWebSocket(s *proxy.Session, _ *testCtx) bool {
+	return strings.HasSuffix(string(s.Req().Target()), "?filter")
+}
+
+// A session the app's FilterWebSocket declines is relayed unfiltered; one it accepts goes
+// through WebSocketMessage.
+func TestWebSocketFilterFor(t *testing.T) {
+	origin := echoServer(t, websocket.CompressionDisabled, nil)
+	app := &wsChooserApp{wsFilterApp{wsOptsApp: wsOptsApp{testApp: &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}}}}
+	app.filter = func(m *ws.Message) (ws.Action, error) {
+		if m.Direction == ws.FromServer {
+			m.Payload = []byte(strings.ToUpper(string(m.Payload)))
+		}
+		return ws.Pass, nil
+	}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dialWS(t, addr, websocket.CompressionDisabled)
+	c.send(t, websocket.MessageText, []byte("raw"))
+	c.expect(t, websocket.MessageText, []byte("raw"))
+	c.c.Close(websocket.StatusNormalClosure, "")
+
+	fc := dialWSPath(t, addr, "/ws?filter", websocket.CompressionDisabled)
+	fc.send(t, websocket.MessageText, []byte("filtered"))
+	fc.expect(t, websocket.MessageText, []byte("FILTERED"))
 }
