@@ -6,6 +6,15 @@
 // stored in an arena owned by the head. Either way the bytes are valid until the head is Reset,
 // which the codec does when the connection moves on to its next message: a caller that keeps a
 // name or value longer must copy it.
+//
+// HTTP/1 serialization (AppendH1) gives back the bytes a head was parsed from when that head is
+// in canonical form: the start line with single spaces, every field line written as
+// "Name: value" and ended by CRLF. The spelling and order of the names, repeated fields, the
+// values, the method, target, status and reason phrase are always kept exactly. What is
+// normalized is only what RFC 9112 lets a recipient drop: optional whitespace around a value
+// (written as one space after the colon), empty lines before a request line, and in response
+// heads the bare-LF line endings the codec accepts (written as CRLF) and a missing space before
+// an empty reason phrase. The reference normalizes the same way. VisitLower gives the HTTP/2 view, with lower-case names.
 package header
 
 import (
@@ -16,7 +25,9 @@ import (
 // Field is one header field line: the name as the sender spelled it and the value with
 // surrounding whitespace removed.
 type Field struct {
-	Name  []byte
+	// Name is the field name, spelled as the sender wrote it.
+	Name []byte
+	// Value is the field value without leading and trailing spaces and tabs.
 	Value []byte
 }
 

@@ -10,10 +10,14 @@ type Version uint8
 
 // The protocol versions a head can carry.
 const (
+	// VersionUnknown is the zero value: no version set yet. It is written as HTTP/1.1.
 	VersionUnknown Version = 0
-	HTTP10         Version = 10
-	HTTP11         Version = 11
-	HTTP2          Version = 20
+	// HTTP10 is HTTP/1.0.
+	HTTP10 Version = 10
+	// HTTP11 is HTTP/1.1.
+	HTTP11 Version = 11
+	// HTTP2 is HTTP/2; an HTTP/1 serialization writes it as HTTP/1.1.
+	HTTP2 Version = 20
 )
 
 // String returns the version as written on an HTTP/1 start line ("HTTP/1.1"), or "HTTP/2".

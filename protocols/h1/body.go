@@ -46,6 +46,7 @@ func (k BodyKind) String() string {
 
 // Framing is the outcome of reading a message's framing fields.
 type Framing struct {
+	// Kind says how the body is delimited.
 	Kind BodyKind
 	// Length is the body length when Kind is BodyLength.
 	Length int64

@@ -12,6 +12,7 @@ import (
 
 // ClientOptions configures a ClientSession. The zero value uses the defaults.
 type ClientOptions struct {
+	// Limits bounds the response heads, chunk lines and trailers the session accepts.
 	Limits Limits
 	// ReadTimeout bounds each read from the upstream; 0 means none (the reference's
 	// read_timeout, reset after each read).

@@ -136,8 +136,17 @@ func FuzzChunked(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
 		body, br, err := decodeChunked(t, in, int(step))
+		// How the bytes are split into reads must not change the verdict or the result.
+		whole, brWhole, errWhole := decodeChunked(t, in, 0)
+		if (err == nil) != (errWhole == nil) {
+			t.Fatalf("%d-byte reads: %v; one read: %v", step, err, errWhole)
+		}
 		if err != nil {
 			return
+		}
+		if !bytes.Equal(body, whole) || fieldDump(&br.trailers) != fieldDump(&brWhole.trailers) {
+			t.Fatalf("%d-byte reads and one read decode differently: %q %q / %q %q",
+				step, body, fieldDump(&br.trailers), whole, fieldDump(&brWhole.trailers))
 		}
 		var pieces [][]byte
 		for p := body; len(p) > 0; {

@@ -144,6 +144,11 @@ func TestParseRequestRejects(t *testing.T) {
 		{"empty name", ok + ": v\r\n\r\n", 400},
 		{"NUL in name", ok + "X\x00Y: v\r\n\r\n", 400},
 		{"NUL in value", ok + "X: a\x00b\r\n\r\n", 400},
+		{"NUL at value start", ok + "X: \x00\r\n\r\n", 400},
+		{"control in name", ok + "X\x01Y: v\r\n\r\n", 400},
+		{"DEL in name", ok + "X\x7fY: v\r\n\r\n", 400},
+		{"space inside name", ok + "X Y: v\r\n\r\n", 400},
+		{"NUL in Host", "GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n", 400},
 		{"control in value", ok + "X: a\x01b\r\n\r\n", 400},
 		{"DEL in value", ok + "X: a\x7fb\r\n\r\n", 400},
 		{"bare CR in value", ok + "X: a\rb\r\n\r\n", 400},
@@ -159,6 +164,11 @@ func TestParseRequestRejects(t *testing.T) {
 		// Request line (RFC 9112 §3).
 		{"bare LF request line", "GET / HTTP/1.1\nHost: a\r\n\r\n", 400},
 		{"bare CR request line", "GET / HTTP/1.1\rX\r\nHost: a\r\n\r\n", 400},
+		{"bare CR in method", "G\rET / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"bare CR in target", "GET /a\rb HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"bare CR before version", "GET / \rHTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"version without HTTP", "GET / 1.1\r\nHost: a\r\n\r\n", 400},
+		{"missing version", "GET /\r\nHost: a\r\n\r\n", 400},
 		{"lower-case version", "GET / http/1.1\r\nHost: a\r\n\r\n", 400},
 		{"short version", "GET / HTTP/1\r\nHost: a\r\n\r\n", 400},
 		{"long version", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400},
@@ -175,6 +185,8 @@ func TestParseRequestRejects(t *testing.T) {
 		{"empty request line", "\r\nX\r\n\r\n", 400},
 		{"method with slash", "GE/T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
 		{"method with NUL", "GE\x00T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"method with colon", "GE:T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"method with quote", "GE\"T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
 		{"method non-ASCII", "G\xc3\x89T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
 		{"target with control", "GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
 		{"target with DEL", "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n", 400},
@@ -355,6 +367,40 @@ func TestRoundTrip(t *testing.T) {
 		}
 		if got := string(resp.AppendH1(nil)); got != in {
 			t.Errorf("response round trip:\n got %q\nwant %q", got, in)
+		}
+	}
+}
+
+// TestRoundTripNormalizes pins down what serialization does not keep byte for byte (see the
+// header package): the whitespace around values, empty lines before a request line, and in
+// responses bare-LF line endings and a missing space before an empty reason phrase. Names,
+// their order and the values themselves are kept.
+func TestRoundTripNormalizes(t *testing.T) {
+	requests := []struct{ in, want string }{
+		{"GET / HTTP/1.1\r\nHost:a\r\nX-A:\t v \t\r\nx-a:  w\r\n\r\n",
+			"GET / HTTP/1.1\r\nHost: a\r\nX-A: v\r\nx-a: w\r\n\r\n"},
+		{"\r\n\r\nGET / HTTP/1.0\r\nX:\r\n\r\n", "GET / HTTP/1.0\r\nX: \r\n\r\n"},
+	}
+	for _, tt := range requests {
+		var req header.RequestHeader
+		if _, err := ParseRequest([]byte(tt.in), &req, nil); err != nil {
+			t.Fatalf("ParseRequest(%q): %v", tt.in, err)
+		}
+		if got := req.String(); got != tt.want {
+			t.Errorf("request %q serialized as %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	responses := []struct{ in, want string }{
+		{"HTTP/1.1 200 OK\nServer:x\nA: b  \n\n", "HTTP/1.1 200 OK\r\nServer: x\r\nA: b\r\n\r\n"},
+		{"HTTP/1.0 204\r\n\r\n", "HTTP/1.0 204 \r\n\r\n"},
+	}
+	for _, tt := range responses {
+		var resp header.ResponseHeader
+		if _, err := ParseResponse([]byte(tt.in), &resp, nil); err != nil {
+			t.Fatalf("ParseResponse(%q): %v", tt.in, err)
+		}
+		if got := resp.String(); got != tt.want {
+			t.Errorf("response %q serialized as %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 // ServerOptions configures a ServerSession. The zero value uses the defaults.
 type ServerOptions struct {
+	// Limits bounds the request heads, chunk lines and trailers the session accepts.
 	Limits Limits
 	// IdleTimeout bounds the wait for the first byte of a request on a kept-alive connection
 	// (default 60 s, as the reference).

@@ -655,3 +655,87 @@ func TestServerKeepsOtherTransferCodings(t *testing.T) {
 		t.Fatalf("a client would read the response as %v (%q)", f.Kind, out[:n])
 	}
 }
+
+// TestServerRejectsMalformedChunkedBody: a request whose chunked body is malformed fails the
+// body read with a downstream error answered 400, the answer says Connection: close, and the
+// connection closes, so nothing the client sent after the bad chunk is read as a request.
+func TestServerRejectsMalformedChunkedBody(t *testing.T) {
+	const head = "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	const next = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+	tests := []struct{ name, body string }{
+		{"negative size", "-1\r\nx\r\n0\r\n\r\n"},
+		{"non-hex size", "zz\r\nx\r\n0\r\n\r\n"},
+		{"0x prefix", "0x1\r\nx\r\n0\r\n\r\n"},
+		{"overflowing size", "10000000000000000\r\nx\r\n0\r\n\r\n"},
+		{"bad extension", "1;a@b\r\nx\r\n0\r\n\r\n"},
+		{"unterminated quoted extension", "1;a=\"b\r\nx\r\n0\r\n\r\n"},
+		{"bare LF after size", "1\nx\r\n0\r\n\r\n"},
+		{"data longer than size", "1\r\nxy\r\n0\r\n\r\n"},
+		{"trailer obs-fold", "1\r\nx\r\n0\r\nA: b\r\n c\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			var bodyErr error
+			c, done := startServer(t, nil, func(t *testing.T, s *ServerSession) {
+				if calls++; calls > 1 {
+					t.Errorf("request %q read after a malformed chunked body", s.Req.Target())
+					return
+				}
+				for bodyErr == nil {
+					_, bodyErr = s.ReadBody()
+				}
+				if bodyErr == io.EOF {
+					t.Errorf("malformed chunked body %q accepted", tt.body)
+					return
+				}
+				if err := s.RespondError(perr.StatusFor(bodyErr)); err != nil {
+					t.Error(err)
+				}
+			})
+			io.WriteString(c, head+tt.body+next)
+			br := bufio.NewReader(c)
+			resp, _ := readResp(t, br, "POST")
+			if resp.StatusCode != 400 || !resp.Close {
+				t.Fatalf("status %d close %v, want 400 and close", resp.StatusCode, resp.Close)
+			}
+			expectClosed(t, br)
+			if err := wait(t, done); err != nil {
+				t.Fatal(err)
+			}
+			if e, ok := perr.As(bodyErr); !ok || e.Source != perr.Downstream || !errors.Is(bodyErr, perr.InvalidHTTPHeader) {
+				t.Fatalf("body error %v, want a downstream InvalidHTTPHeader", bodyErr)
+			}
+		})
+	}
+}
+
+// TestServerWriteTimeout: a client that stops reading fails the response body write with a
+// downstream WriteTimedout once the socket buffers are full, and the connection is not kept.
+func TestServerWriteTimeout(t *testing.T) {
+	var writeErr error
+	var keep bool
+	c, done := startServer(t, &ServerOptions{WriteTimeout: 100 * time.Millisecond}, func(t *testing.T, s *ServerSession) {
+		resp := header.NewResponse(200)
+		resp.Append("Content-Length", itoa(1<<30))
+		if err := s.WriteResponseHeader(resp); err != nil {
+			t.Error(err)
+			return
+		}
+		piece := make([]byte, 1<<20)
+		// The loopback socket buffers hold a few MiB at most: 1 GiB cannot fit.
+		for i := 0; i < 1<<10 && writeErr == nil; i++ {
+			writeErr = s.WriteBody(piece)
+		}
+		keep = s.KeepAlive()
+	})
+	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+	// Read nothing: the server's writes fill the buffers and then time out.
+	wait(t, done)
+	if e, ok := perr.As(writeErr); !ok || e.Type != perr.WriteTimedout || e.Source != perr.Downstream {
+		t.Fatalf("write to a client that does not read ended with %v, want a downstream WriteTimedout", writeErr)
+	}
+	if keep {
+		t.Fatal("connection kept alive after a write timeout")
+	}
+}
