@@ -12,11 +12,16 @@ import (
 // held: each piece goes out, flushed, as soon as it has been transformed.
 //
 // Decisions, in order: interim (1xx) heads, heads that end the response, 204, 304 and partial
-// (206 or Content-Range) responses and responses marked Cache-Control: no-transform pass as
-// they are. A coded response (one known Content-Encoding) is decoded when the client does not
-// accept its coding, and encoded again with a coding the client accepts when its type is
-// compressible. An uncoded response of a compressible type is encoded with the coding
-// Accept.Negotiate picks. A response to HEAD gets the head a GET would get, and no body.
+// (206 or Content-Range) responses, and responses marked Cache-Control: no-transform or sent
+// for a request marked so (RFC 9111 §5.2.2.6, §5.2.1.6) pass as they are. A coded response
+// (one known Content-Encoding) is decoded when the client does not accept its coding, and
+// encoded again with a coding the client accepts when its type is compressible. An uncoded
+// response of a compressible type is encoded with the coding Accept.Negotiate picks. A
+// response to HEAD gets the head a GET would get, and no body.
+//
+// A full (200) response to a request with Range is coded like any other: the server chose to
+// send the whole representation, and once Content-Length and Accept-Ranges are gone nothing
+// downstream cuts a range out of the coded bytes. Ranges served as 206 are never touched.
 //
 // The zero Filter is ready to use with default Options; a Filter is reused after Release.
 type Filter struct {
@@ -76,7 +81,8 @@ func (f *Filter) ResponseHeader(req *header.RequestHeader, resp *header.Response
 	f.releaseCoders()
 	f.info, f.err = Info{}, nil
 	if endOfStream || resp.Status == 204 || resp.Status == 304 || resp.Status == 206 ||
-		resp.Has("Content-Range") || resp.HasToken("Cache-Control", "no-transform") {
+		resp.Has("Content-Range") || resp.HasToken("Cache-Control", "no-transform") ||
+		req.HasToken("Cache-Control", "no-transform") {
 		return
 	}
 	upstream, ok := contentCoding(resp)

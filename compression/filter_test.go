@@ -89,6 +89,21 @@ func TestFilterDecisions(t *testing.T) {
 			Identity, Identity, kv("Content-Encoding:")},
 		{"Content-Range on 200", "GET", kv("Accept-Encoding: gzip"), 200, kv(html, "Content-Range: bytes 0-9/100"), Options{}, false,
 			Identity, Identity, kv("Content-Encoding:")},
+		{"Range request answered 206", "GET", kv("Accept-Encoding: gzip", "Range: bytes=0-9"), 206,
+			kv(html, "Content-Range: bytes 0-9/5000", "Content-Length: 10", "ETag: \"r\""), Options{}, false,
+			Identity, Identity, kv("Content-Encoding:", "Content-Length: 10", "ETag: \"r\"", "Vary:")},
+		{"Range request answered 206, coded upstream", "GET", kv("Range: bytes=0-9"), 206,
+			kv(html, "Content-Encoding: gzip", "Content-Range: bytes 0-9/50"), Options{}, false,
+			Identity, Identity, kv("Content-Encoding: gzip", "Content-Range: bytes 0-9/50")},
+		{"Range request answered 200 in full", "GET", kv("Accept-Encoding: br", "Range: bytes=0-9"), 200,
+			kv(html, "Content-Length: 5000", "Accept-Ranges: bytes"), Options{}, false,
+			Identity, Brotli, kv("Content-Encoding: br", "Content-Length:", "Accept-Ranges:")},
+		{"416", "GET", kv("Accept-Encoding: gzip", "Range: bytes=9000-"), 416,
+			kv(html, "Content-Range: bytes */5000"), Options{}, false, Identity, Identity, kv("Content-Encoding:")},
+		{"request no-transform", "GET", kv("Accept-Encoding: gzip", "Cache-Control: no-cache, no-transform"), 200,
+			kv(html, "Content-Length: 5000"), Options{}, false, Identity, Identity, kv("Content-Encoding:", "Content-Length: 5000")},
+		{"request no-transform keeps the upstream coding", "GET", kv("Cache-Control: no-transform"), 200,
+			kv(html, "Content-Encoding: br"), Options{}, false, Identity, Identity, kv("Content-Encoding: br")},
 		{"204", "GET", kv("Accept-Encoding: gzip"), 204, kv(html), Options{}, false, Identity, Identity, kv("Content-Encoding:", "Vary:")},
 		{"304", "GET", kv("Accept-Encoding: gzip"), 304, kv(html, "ETag: \"a\""), Options{}, false,
 			Identity, Identity, kv("ETag: \"a\"")},
@@ -236,4 +251,97 @@ func TestCompressible(t *testing.T) {
 			t.Errorf("Compressible(%q) = %v, want %v", tc.ct, got, tc.want)
 		}
 	}
+}
+
+// FuzzFilter runs arbitrary heads and bodies through the filter and checks what a client
+// relies on: the head names the coding the body is in, a changed body has no Content-Length
+// and says it varies on Accept-Encoding, the coding chosen is one the client accepts, and the
+// body the client decodes is the origin's.
+func FuzzFilter(f *testing.F) {
+	f.Add("gzip, br;q=0.5", "text/html", uint8(0), uint8(0), []byte("<p>hello, hello, hello</p>"), uint16(7))
+	f.Add("br;q=0, *;q=0.5", "application/json", uint8(1), uint8(0), []byte(`{"a":"aaaaaaaaaaaaaaaaaaaaaaa"}`), uint16(3))
+	f.Add("", "text/plain", uint8(3), uint8(1), []byte("decode me for an identity client"), uint16(100))
+	f.Add("identity;q=0", "text/css", uint8(0), uint8(2), []byte("a{}"), uint16(1))
+	f.Add("zstd;q=0.001, gzip;q=0.000", "image/svg+xml", uint8(2), uint8(3), []byte("<svg/>"), uint16(2))
+	f.Fuzz(func(t *testing.T, accept, ctype string, upstream, variant uint8, body []byte, pieceSize uint16) {
+		up := Coding(upstream % uint8(numCodings))
+		if strings.ContainsAny(accept+ctype, "\r\n\x00") {
+			return // not a field value a parsed request can carry
+		}
+		input := body
+		lines := kv("Content-Type: " + ctype)
+		if up != Identity {
+			input = encodeAll(t, up, body)
+			lines = append(lines, "Content-Encoding: "+up.String())
+		}
+		if variant&1 != 0 {
+			lines = append(lines, "Content-Length: "+strconv.Itoa(len(input)))
+		}
+		if variant&2 != 0 {
+			lines = append(lines, "ETag: \"e\"", "Vary: Origin")
+		}
+		method := "GET"
+		if variant&4 != 0 {
+			method = "HEAD"
+		}
+		req := newReq(method, kv("Accept-Encoding: "+accept))
+		resp := newResp(200, lines)
+		flt := NewFilter(Options{DecompressLimit: 1 << 20})
+		defer flt.Release()
+		flt.ResponseHeader(req, resp, false)
+		info := flt.Info()
+
+		sentCoding, ok := contentCoding(resp)
+		if !ok {
+			t.Fatalf("Content-Encoding %q after the filter", resp.Value("Content-Encoding"))
+		}
+		a := ParseAccept(&req.Fields)
+		if info.Decoded != Identity || info.Encoded != Identity {
+			if info.Decoded != up || sentCoding != info.Encoded {
+				t.Fatalf("upstream %v, sent as %v; Info %+v", up, sentCoding, info)
+			}
+			if resp.Has("Content-Length") || resp.Has("Accept-Ranges") {
+				t.Fatalf("changed body keeps its length: %s", resp)
+			}
+			if !resp.HasToken("Vary", "Accept-Encoding") {
+				t.Fatalf("no Vary: %s", resp)
+			}
+			if v := resp.Value("ETag"); v != "" && !strings.HasPrefix(v, "W/") {
+				t.Fatalf("strong ETag %q on a changed body", v)
+			}
+		} else if sentCoding != up {
+			t.Fatalf("untouched response changed coding: %v to %v", up, sentCoding)
+		}
+		if info.Encoded != Identity && !a.Accepts(info.Encoded) {
+			t.Fatalf("sent %v, which %q does not accept", info.Encoded, accept)
+		}
+
+		var sent []byte
+		pieces := split(input, int(pieceSize)+1)
+		if len(pieces) == 0 {
+			pieces = [][]byte{nil}
+		}
+		for i, p := range pieces {
+			if method == "HEAD" {
+				p = nil
+			}
+			out, err := flt.ResponseBody(p, i == len(pieces)-1)
+			if err != nil {
+				t.Fatalf("piece %d: %v", i, err)
+			}
+			sent = append(sent, out...)
+		}
+		if method == "HEAD" {
+			if len(sent) > 0 {
+				t.Fatalf("HEAD got %d body bytes", len(sent))
+			}
+			return
+		}
+		if sentCoding != Identity {
+			sent = referenceDecode(t, sentCoding, sent)
+		}
+		if !bytes.Equal(sent, body) {
+			t.Fatalf("client decoded %d bytes, want %d", len(sent), len(body))
+		}
+	})
 }
