@@ -18,6 +18,7 @@ type Ctx struct {
 	tried    []string // backends whose connection failed
 	decision ratelimit.Decision
 	limited  bool // decision is a rate limit's answer
+	ws       wsSession
 }
 
 // app is the ProxyHTTP of one listener: it routes by the current configuration.
@@ -60,7 +61,7 @@ func (a *app) RequestFilter(s *proxy.Session, ctx *Ctx) (bool, error) {
 		f.Set("Content-Type", "text/plain; charset=utf-8")
 		return true, s.Respond(401, &f, unauthorizedBody)
 	}
-	if !r.websocket && req.Has("Upgrade") {
+	if req.Has("Upgrade") && !r.ws.admits(req) {
 		return true, s.RespondError(403)
 	}
 	if r.limit != nil {

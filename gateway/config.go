@@ -106,9 +106,10 @@ type Route struct {
 	// Compression compresses responses for clients that accept it, and decompresses upstream
 	// responses for clients that do not (default false: bodies pass as they are).
 	Compression bool `yaml:"compression" json:"compression"`
-	// WebSocket lets Upgrade requests (WebSocket) through; false refuses them with 403
-	// (default true).
-	WebSocket *bool `yaml:"websocket,omitempty" json:"websocket,omitempty"`
+	// WebSocket says what happens to WebSocket sessions (and other Upgrade requests): true
+	// (default) lets them through, false refuses them with 403, and a mapping sets allowed
+	// origins, timeouts and message rules.
+	WebSocket *WebSocket `yaml:"websocket,omitempty" json:"websocket,omitempty"`
 	// AccessLog logs the route's requests to the access log, when one is configured (default
 	// true).
 	AccessLog *bool `yaml:"access_log,omitempty" json:"access_log,omitempty"`

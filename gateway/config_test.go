@@ -35,14 +35,14 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("upstream defaults %+v", u)
 	}
 	r := c.Services["web"].Routes[0]
-	if r.Name != "#0" || !*r.WebSocket || !*r.AccessLog || r.Compression {
+	if r.Name != "#0" || !*r.WebSocket.Allow || !*r.AccessLog || r.Compression {
 		t.Errorf("route defaults %+v", r)
 	}
 	out, err := c.YAML()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"connect_timeout: 5s", "algorithm: round_robin", "retries: 2", "name: '#0'", "websocket: true"} {
+	for _, want := range []string{"connect_timeout: 5s", "algorithm: round_robin", "retries: 2", "name: '#0'", "allow: true"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("dump lacks %q:\n%s", want, out)
 		}

@@ -114,7 +114,8 @@ type route struct {
 	rewrite              *rewriter
 	reqEdits, respEdits  *edits
 	compression          bool
-	websocket, accessLog bool
+	accessLog            bool
+	ws                   *wsPolicy
 	cache                *cache.Cache // nil: the route caches nothing
 }
 
@@ -308,7 +309,7 @@ func (g *Gateway) buildRoute(c *Config, st *state, svc string, i int, rc *Route)
 		service: svc, name: rc.Name, m: newMatcher(&rc.Match),
 		cidrs: newCIDRs(rc.Allow, rc.Deny), rewrite: newRewriter(rc.Rewrite),
 		reqEdits: newEdits(rc.RequestHeaders), respEdits: newEdits(rc.ResponseHeaders),
-		compression: rc.Compression, websocket: *rc.WebSocket, accessLog: *rc.AccessLog,
+		compression: rc.Compression, ws: newWSPolicy(rc.WebSocket), accessLog: *rc.AccessLog,
 	}
 	if rc.BasicAuth != nil {
 		r.auth = newBasicAuth(rc.BasicAuth)

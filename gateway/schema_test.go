@@ -226,7 +226,11 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 				def["description"] = d
 			}
 			if reflect.PointerTo(t).Implements(scalarSetterType) {
-				def = map[string]any{"anyOf": []any{def, map[string]any{"type": "string"}}, "description": def["description"]}
+				scalar := "string"
+				if st, ok := reflect.New(t).Interface().(interface{ scalarSchemaType() string }); ok {
+					scalar = st.scalarSchemaType()
+				}
+				def = map[string]any{"anyOf": []any{def, map[string]any{"type": scalar}}, "description": def["description"]}
 			}
 			g.defs[name] = def
 		}

@@ -325,8 +325,9 @@ func (v *validator) route(r *Route, i int, p string) {
 	v.edits(r.RequestHeaders, p+".request_headers")
 	v.edits(r.ResponseHeaders, p+".response_headers")
 	if r.WebSocket == nil {
-		r.WebSocket = ptr(true)
+		r.WebSocket = &WebSocket{}
 	}
+	r.WebSocket.validate(v, p+".websocket")
 	if r.AccessLog == nil {
 		r.AccessLog = ptr(true)
 	}
