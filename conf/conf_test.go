@@ -217,3 +217,104 @@ func FuzzFromYAML(f *testing.F) {
 		}
 	})
 }
+
+// referenceKeys is every key of the reference's ServerConf (reference A.4) with its default
+// when absent, as ServerConf::new() gives it; nil for an unset optional key.
+var referenceKeys = map[string]any{
+	"version":                              1,
+	"daemon":                               false,
+	"error_log":                            "",
+	"pid_file":                             "/tmp/pingora.pid",
+	"upgrade_sock":                         "/tmp/pingora_upgrade.sock",
+	"user":                                 "",
+	"group":                                "",
+	"working_directory":                    "",
+	"threads":                              0, // Go's default GOMAXPROCS: see docs/user_guide/conf.md
+	"listener_tasks_per_fd":                1,
+	"work_stealing":                        true,
+	"ca_file":                              "",
+	"s2n_config_cache_size":                10,
+	"grace_period_seconds":                 300,
+	"graceful_shutdown_timeout_seconds":    5,
+	"client_bind_to_ipv4":                  []string(nil),
+	"client_bind_to_ipv6":                  []string(nil),
+	"upstream_keepalive_pool_size":         128,
+	"upstream_connect_offload_threadpools": 0,
+	"upstream_connect_offload_thread_per_pool": 0,
+	"upstream_debug_ssl_keylog":                false,
+	"max_retries":                              16,
+	"upgrade_sock_connect_accept_max_retries":  5,
+	"max_blocking_threads":                     (*int)(nil),
+	"blocking_threads_ttl_seconds":             0,
+	"daemon_wait_for_ready":                    false,
+	"daemon_ready_timeout_seconds":             600,
+	"daemon_notify_timeout_seconds":            60,
+}
+
+// TestReferenceKeys checks every key of the reference: each is a field of ServerConf with the
+// reference's default, and a file setting all of them is read without an unknown key.
+func TestReferenceKeys(t *testing.T) {
+	fields := fieldIndex()
+	def := reflect.ValueOf(Default()).Elem()
+	for key, want := range referenceKeys {
+		i, ok := fields[key]
+		if !ok {
+			t.Errorf("reference key %s is not a field of ServerConf", key)
+			continue
+		}
+		if got := def.Field(i).Interface(); !reflect.DeepEqual(got, want) {
+			t.Errorf("default of %s = %#v, want %#v", key, got, want)
+		}
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	full := `---
+version: 1
+daemon: true
+error_log: /var/log/pingora/error.log
+pid_file: /run/pingora.pid
+upgrade_sock: /run/pingora_upgrade.sock
+user: root
+group: root
+working_directory: /
+threads: 4
+listener_tasks_per_fd: 2
+work_stealing: false
+ca_file: ` + ca + `
+s2n_config_cache_size: 0
+grace_period_seconds: 60
+graceful_shutdown_timeout_seconds: 10
+client_bind_to_ipv4: [127.0.0.1]
+client_bind_to_ipv6: ["::1"]
+upstream_keepalive_pool_size: 512
+upstream_connect_offload_threadpools: 2
+upstream_connect_offload_thread_per_pool: 4
+upstream_debug_ssl_keylog: true
+max_retries: 3
+upgrade_sock_connect_accept_max_retries: 7
+max_blocking_threads: 64
+blocking_threads_ttl_seconds: 30
+daemon_wait_for_ready: true
+daemon_ready_timeout_seconds: 120
+daemon_notify_timeout_seconds: 30
+`
+	c, err := FromYAML([]byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Unknown) != 0 {
+		t.Errorf("reference keys reported unknown: %v", c.Unknown)
+	}
+	v := reflect.ValueOf(c).Elem()
+	for key := range referenceKeys {
+		// version has one valid value besides 0, its default.
+		if i, ok := fields[key]; ok && key != "version" && reflect.DeepEqual(v.Field(i).Interface(), def.Field(i).Interface()) {
+			t.Errorf("%s kept its default; the file sets it", key)
+		}
+		if c.Line(key) == 0 {
+			t.Errorf("no line recorded for %s", key)
+		}
+	}
+}

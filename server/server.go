@@ -290,6 +290,9 @@ func (s *Server) run(ctx context.Context, started func() error) error {
 			ls.inherit(inherited)
 			ls.applyConf(s.conf)
 		}
+		if bg, ok := svc.(*BackgroundService); ok && bg.logger == nil {
+			bg.logger = s.log
+		}
 		if err := svc.Start(startCtx); err != nil {
 			closeFilesMap(inherited)
 			shutdown()

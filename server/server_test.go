@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -184,18 +186,64 @@ func TestBackgroundService(t *testing.T) {
 			t.Fatalf("err %v ran %v", err, ran.Load())
 		}
 	})
-	t.Run("panic is contained and reported", func(t *testing.T) {
+	t.Run("panic is contained and logged", func(t *testing.T) {
+		var logged syncBuffer
 		srv := New(Options{Logger: quiet})
-		bg := NewBackgroundService("bad", func(context.Context) { panic("boom") })
+		panicked := make(chan struct{})
+		bg := NewBackgroundService("bad", func(context.Context) {
+			defer close(panicked)
+			panic("boom")
+		})
+		bg.SetLogger(slog.New(slog.NewTextHandler(&logged, nil)))
 		if bg.Name() != "BG bad" {
 			t.Errorf("name %q", bg.Name())
 		}
+		app := newLineApp()
+		ls := NewListeningService("test", app)
+		ls.SetLogger(quiet)
+		ls.AddTCP("127.0.0.1:0")
 		srv.AddService(bg)
-		err := srv.RunServices(context.Background())
-		if err == nil || !strings.Contains(err.Error(), "boom") {
-			t.Fatalf("err = %v, want the panic", err)
+		srv.AddService(ls)
+		addr, done := startServer(t, srv, ls)
+		<-panicked
+		// The listening service goes on serving after the background service panicked.
+		_, r := dialLine(t, addr, "still serving")
+		if line, err := r.ReadString('\n'); err != nil || line != "echo: still serving\n" {
+			t.Fatalf("after the panic: %q %v", line, err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the server stopped after a background service panicked: %v", err)
+		default:
+		}
+		for _, want := range []string{"level=ERROR", "background service panicked", "service=\"BG bad\"", "panic=boom", "stack="} {
+			if !strings.Contains(logged.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, logged.String())
+			}
+		}
+		srv.Shutdown(true)
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	})
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // panicService panics in Serve.
@@ -389,5 +437,53 @@ func TestDropPrivilegesWithoutRoot(t *testing.T) {
 	}
 	if err := dropPrivileges("root", "", nil); err == nil {
 		t.Fatal("switched to root without privileges")
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	cases := []struct {
+		name, level, format string
+		want, notWant       []string
+	}{
+		{"defaults: text at info", "", "", []string{"level=INFO msg=shown k=v", "level=WARN msg=warned"}, []string{"msg=hidden"}},
+		{"json at warn", "warn", "json", []string{`"level":"WARN","msg":"warned"`}, []string{"shown", "hidden"}},
+		{"debug", "debug", "text", []string{"level=DEBUG msg=hidden", "level=INFO msg=shown"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := New(Options{}).Conf()
+			c.ErrorLog = filepath.Join(t.TempDir(), "error.log")
+			c.ErrorLogLevel, c.ErrorLogFormat = tc.level, tc.format
+			l, lf, err := NewLogger(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lf == nil {
+				t.Fatal("no LogFile to reopen for an error_log file")
+			}
+			defer lf.Close()
+			l.Debug("hidden")
+			l.Info("shown", "k", "v")
+			l.Warn("warned")
+			b, _ := os.ReadFile(c.ErrorLog)
+			for _, w := range tc.want {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("log lacks %q:\n%s", w, b)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(string(b), w) {
+					t.Errorf("log has %q:\n%s", w, b)
+				}
+			}
+		})
+	}
+	c := New(Options{}).Conf()
+	if _, lf, err := NewLogger(c); err != nil || lf != nil {
+		t.Errorf("stderr logger: file %v, error %v", lf, err)
+	}
+	c.ErrorLogLevel = "loud"
+	if _, _, err := NewLogger(c); err == nil {
+		t.Error("an unknown level was accepted")
 	}
 }
