@@ -67,10 +67,11 @@ func New(buckets []Bucket) (*Continuum, error) {
 		}
 		total += b.Weight * PointsPerWeight
 	}
-	// A point packs hash<<32 | bucket index, so one integer sort orders by
-	// hash and, among equal hashes, by bucket order. Keeping the first of
-	// each hash then keeps the earliest configured server, which is what
-	// nginx's stable qsort (glibc merge sort) followed by its dedup keeps.
+	// A point packs hash<<32 | bucket index. Points are made in bucket
+	// order and sorted stably by hash, so among equal hashes the earliest
+	// configured server comes first and the dedup below keeps it, which is
+	// what nginx's stable qsort (glibc merge sort) followed by its dedup
+	// keeps.
 	points := make([]uint64, 0, total)
 	for i, b := range buckets {
 		base := serverHash(b.Addr)
@@ -80,7 +81,7 @@ func New(buckets []Bucket) (*Continuum, error) {
 			points = append(points, uint64(prev)<<32|uint64(i))
 		}
 	}
-	slices.Sort(points)
+	sortByHash(points)
 	c := &Continuum{
 		hashes: make([]uint32, 0, len(points)),
 		nodes:  make([]uint32, 0, len(points)),
@@ -94,6 +95,35 @@ func New(buckets []Bucket) (*Continuum, error) {
 		c.nodes = append(c.nodes, uint32(p))
 	}
 	return c, nil
+}
+
+// sortByHash sorts points stably by their high 32 bits, the hash: a
+// least-significant-digit radix sort, one byte of the hash per pass. For a
+// ring of 1,000 servers (160,000 points) it takes a fraction of what a
+// comparison sort does.
+func sortByHash(points []uint64) {
+	if len(points) < 2 {
+		return
+	}
+	src, dst := points, make([]uint64, len(points))
+	for shift := 32; shift < 64; shift += 8 {
+		var start [256]int
+		for _, p := range src {
+			start[byte(p>>shift)]++
+		}
+		sum := 0
+		for i, n := range start {
+			start[i] = sum
+			sum += n
+		}
+		for _, p := range src {
+			b := byte(p >> shift)
+			dst[start[b]] = p
+			start[b]++
+		}
+		src, dst = dst, src
+	}
+	// Four passes: the sorted points are back in points.
 }
 
 // serverHash returns the CRC-32 of host, NUL, port, where host and port are
@@ -116,9 +146,19 @@ func serverHash(addr string) uint32 {
 			}
 		}
 	}
-	crc := crc32.Update(0, crc32.IEEETable, []byte(host))
-	crc = crc32.Update(crc, crc32.IEEETable, []byte{0})
-	return crc32.Update(crc, crc32.IEEETable, []byte(port))
+	crc := updateString(0, host)
+	crc = updateString(crc, "\x00")
+	return updateString(crc, port)
+}
+
+// updateString is crc32.Update(crc, IEEETable, []byte(s)) without
+// converting s to a slice, which would allocate.
+func updateString(crc uint32, s string) uint32 {
+	crc = ^crc
+	for i := range len(s) {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ crc>>8
+	}
+	return ^crc
 }
 
 // chain continues the CRC-32 base over the 4 little-endian bytes of prev.

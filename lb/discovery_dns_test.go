@@ -27,6 +27,7 @@ type dnsServer struct {
 	rcode    dnsmessage.RCode
 	truncate bool // UDP replies carry TC and no records
 	queries  int
+	at       []time.Time // when each query arrived
 }
 
 func startDNS(t testing.TB) *dnsServer {
@@ -110,6 +111,7 @@ func (s *dnsServer) reply(query []byte, udp bool) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.queries++
+	s.at = append(s.at, time.Now())
 	q := m.Questions[0]
 	q.Name = dnsmessage.MustNewName(strings.ToLower(q.Name.String()))
 	r := dnsmessage.Message{

@@ -159,7 +159,7 @@ func (st *lbState) pick(key []byte, maxIterations int, accept func(*Backend, boo
 		return -1
 	}
 	var seen seenSet
-	distinct := 0
+	distinct, first := 0, -1
 	i, pos := st.sel.First(key)
 	for step := 0; step < maxIterations; step++ {
 		if step > 0 {
@@ -168,8 +168,17 @@ func (st *lbState) pick(key []byte, maxIterations int, accept func(*Backend, boo
 		if i < 0 || i >= n {
 			return -1
 		}
-		if !seen.add(i, n) {
-			continue
+		// The first candidate is new by definition; the seen set (which
+		// allocates for large sets) is filled only once there is a fallback.
+		if step == 0 {
+			first = i
+		} else {
+			if step == 1 {
+				seen.add(first, n)
+			}
+			if !seen.add(i, n) {
+				continue
+			}
 		}
 		ok := st.set.status[i].ready()
 		if accept != nil {

@@ -7,7 +7,7 @@ import (
 
 func BenchmarkSelect(b *testing.B) {
 	for _, tt := range algorithms {
-		for _, n := range []int{10, 100} {
+		for _, n := range []int{10, 100, 1000} {
 			b.Run(tt.name+"/"+strconv.Itoa(n), func(b *testing.B) {
 				bs := equal(n)
 				for i := range bs {

@@ -47,11 +47,12 @@ const DefaultMaglevSize = 65537
 
 // Maglev maps a key to a backend through a Maglev lookup table (Eisenbud et
 // al., NSDI 2016) of DefaultMaglevSize entries, filled so that each backend
-// owns a share of entries proportional to its weight. Compared with Ketama
-// it balances keys far more evenly (within about 1% rather than ±15%), at a
-// disruption close to the minimum for table sizes of a few thousand entries
-// per backend (see DefaultMaglevSize). Fallbacks walk the table from the
-// key's entry, so a backend can come up more than once.
+// owns its weight's share of the entries to within one entry. Compared with
+// Ketama, whose shares stray 10–30% from the weights, it balances keys as
+// evenly as the keys' hashes allow, at a disruption close to the minimum for
+// table sizes of a few thousand entries per backend (see DefaultMaglevSize).
+// Fallbacks walk the table from the key's entry, so a backend can come up
+// more than once.
 func Maglev(backends []Backend) (Selector, error) {
 	return buildMaglev(backends, DefaultMaglevSize)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -117,12 +118,19 @@ func mustBackends(t testing.TB, bs []Backend) *Backends {
 }
 
 // TestDistribution checks that over 1e6 picks each backend's share of picks
-// is within 1 percentage point of its share of the total weight (uniform
-// shares for Random). Ketama is left out: with 160 points per weight unit
-// its shares are only within about ±15% of the weights, as in nginx.
+// is within 1% (relative) of its share of the total weight (uniform shares
+// for Random). The smallest share is 0.2, so that the random algorithms'
+// sampling noise (a standard deviation of 0.2% of that share) stays five
+// deviations inside the bound. Ketama is left out: with 160 points per
+// weight unit its shares stray 10–30% from the weights, as in nginx;
+// TestSpread in package ketama measures that.
 func TestDistribution(t *testing.T) {
 	const picks = 1_000_000
-	ws := []int{1, 2, 3, 4}
+	ws := []int{2, 3, 5}
+	total := 0
+	for _, w := range ws {
+		total += w
+	}
 	tests := []struct {
 		name    string
 		algo    Algorithm
@@ -141,23 +149,27 @@ func TestDistribution(t *testing.T) {
 			counts := map[string]int{}
 			key := make([]byte, 0, 32)
 			for i := range picks {
-				key = fmt.Appendf(key[:0], "/object/%d", i)
+				key = strconv.AppendInt(append(key[:0], "/object/"...), int64(i), 10)
 				b, ok := l.Select(key, 1)
 				if !ok {
 					t.Fatal("no backend")
 				}
 				counts[b.Addr]++
 			}
+			worst := 0.0
 			for i, w := range ws {
-				want := float64(w) / 10
+				want := float64(w) / float64(total)
 				if tt.uniform {
 					want = 1 / float64(len(ws))
 				}
 				got := float64(counts[weighted(ws...)[i].Addr]) / picks
-				if math.Abs(got-want) > 0.01 {
-					t.Errorf("backend %d (weight %d): share %.4f, want %.4f ± 0.01", i, w, got, want)
+				rel := math.Abs(got-want) / want
+				worst = max(worst, rel)
+				if rel > 0.01 {
+					t.Errorf("backend %d (weight %d): share %.5f, want %.5f ± 1%%", i, w, got, want)
 				}
 			}
+			t.Logf("largest deviation from the weights: %.3f%%", 100*worst)
 		})
 	}
 }
@@ -204,7 +216,7 @@ func TestLeastInFlightBalances(t *testing.T) {
 // and counts the keys whose backend changes. The minimum is the share of the
 // backend that came or went, 1/(N+1); each case asserts a bound of factor
 // times that. Ketama moves keys only onto an added backend and only off a
-// removed one, asserted exactly; its factor covers the ±15% spread of one
+// removed one, asserted exactly; its factor covers the spread of one
 // backend's share. Maglev moves a few more keys than the minimum, more so as
 // the table gets smaller per backend: about 1.1× at 20 backends and 1.5–1.7×
 // at 100 with the default table, 1.25× at 100 with a table of 262,147.
@@ -433,6 +445,70 @@ func TestMaglevSize(t *testing.T) {
 	}
 	if len(seen) != 7 {
 		t.Errorf("table covers %d backends, want 7", len(seen))
+	}
+}
+
+// TestMaglevTableShares checks Maglev's balance where it is decided: each
+// backend owns its weight's share of the lookup table to within one entry.
+func TestMaglevTableShares(t *testing.T) {
+	for _, bs := range [][]Backend{equal(5), equal(100), weighted(1, 2, 3, 4), weighted(1, 1, 7), weighted(3, 5, 100)} {
+		sel, err := Maglev(bs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		table := sel.(*maglev).table
+		owned := make([]int, len(bs))
+		for _, i := range table {
+			owned[i]++
+		}
+		total := 0
+		for _, b := range bs {
+			total += b.Weight
+		}
+		for i, b := range bs {
+			want := float64(len(table)) * float64(b.Weight) / float64(total)
+			if math.Abs(float64(owned[i])-want) >= 1 {
+				t.Errorf("%d backends, %s weight %d: %d table entries, want %.2f ± 1", len(bs), b.Addr, b.Weight, owned[i], want)
+			}
+		}
+	}
+}
+
+// TestLeaseSurvivesUpdate takes leases, replaces the set and checks that the
+// in-flight count of a backend that stays carries over to the new set, that
+// LeastInFlight balances on it, and that releasing a lease whose backend
+// left the set touches nothing in the new one.
+func TestLeaseSurvivesUpdate(t *testing.T) {
+	l := newLB(t, LeastInFlight, weighted(1, 1))
+	first, ok1 := l.Acquire(nil, 2)
+	second, ok2 := l.Acquire(nil, 2)
+	if !ok1 || !ok2 || first.Backend.Addr == second.Backend.Addr {
+		t.Fatalf("leases on %s and %s, want one on each backend", first.Backend.Addr, second.Backend.Addr)
+	}
+	leases := map[string]Lease{first.Backend.Addr: first, second.Backend.Addr: second}
+	// 10.0.0.1 stays with a new weight, 10.0.0.2 leaves, 10.0.0.3 arrives.
+	if _, err := l.Update([]Backend{{Addr: "10.0.0.1:80", Weight: 2}, {Addr: "10.0.0.3:80"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.Backends().InFlight("10.0.0.1:80"); n != 1 {
+		t.Fatalf("10.0.0.1 has %d in flight after the update, want the 1 taken before", n)
+	}
+	// 1 in flight over weight 2 is more than 0 over weight 1.
+	next, ok := l.Acquire(nil, 2)
+	if !ok || next.Backend.Addr != "10.0.0.3:80" {
+		t.Fatalf("picked %s, want the idle 10.0.0.3:80", next.Backend.Addr)
+	}
+	next.Release()
+	leases["10.0.0.1:80"].Release()
+	leases["10.0.0.2:80"].Release()
+	// 10.0.0.2 comes back with a count of its own.
+	if _, err := l.Update(weighted(1, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range l.Backends().All() {
+		if n := l.Backends().InFlight(b.Addr); n != 0 {
+			t.Errorf("%s: %d in flight after every lease was released", b.Addr, n)
+		}
 	}
 }
 

@@ -149,6 +149,76 @@ func TestServiceDNSDiscovery(t *testing.T) {
 	eventually(t, "the new DNS answer", func() bool { return fmt.Sprint(l.Backends().All()) == fmt.Sprint(want) })
 }
 
+func TestServiceStaticDiscovery(t *testing.T) {
+	list := Static{{Addr: "10.0.0.2:80", Weight: 3}, {Addr: "10.0.0.1:80"}}
+	l := newLB(t, SmoothWeightedRoundRobin, nil)
+	s, err := NewService(l, ServiceConfig{Discovery: list, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runService(t, s)
+	want := []Backend{{Addr: "10.0.0.1:80", Weight: 1}, {Addr: "10.0.0.2:80", Weight: 3}}
+	if got := l.Backends().All(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("backends %v, want %v", got, want)
+	}
+	// Discover hands out a copy: changing it leaves the list alone.
+	got, ttl, err := list.Discover(context.Background())
+	if err != nil || ttl != 0 {
+		t.Fatalf("ttl %v, err %v", ttl, err)
+	}
+	got[0].Addr = "10.9.9.9:80"
+	if list[0].Addr != "10.0.0.2:80" {
+		t.Fatal("Discover returned the list itself")
+	}
+}
+
+// TestServiceDNSTTLRefresh resolves A and AAAA records with a TTL of one
+// second through a running Service: the next lookup waits for the TTL, the
+// new answer replaces the set, and a backend in both answers keeps the
+// health a check gave it.
+func TestServiceDNSTTLRefresh(t *testing.T) {
+	srv := startDNS(t)
+	srv.set("web.test.", dnsmessage.TypeA, []dnsmessage.Resource{aRec("web.test.", 1, "10.3.0.1"), aRec("web.test.", 1, "10.3.0.2")}, nil)
+	srv.set("web.test.", dnsmessage.TypeAAAA, []dnsmessage.Resource{aRec("web.test.", 5, "fd00::3")}, nil)
+	l := newLB(t, RoundRobin, nil)
+	s, err := NewService(l, ServiceConfig{
+		Discovery: &DNS{Name: "web.test", Port: 80, Resolver: srv.addr},
+		// One round of checks at start: 10.3.0.2 is down until the next
+		// round, an hour away.
+		Health: HealthConfig{Interval: time.Hour, Checker: CheckerFunc(func(_ context.Context, b *Backend) error {
+			return okErr(b.Addr != "10.3.0.2:80")
+		})},
+		Logger: quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runService(t, s)
+	if got := addrs(l.Backends().All()); !slices.Equal(got, []string{"10.3.0.1:80", "10.3.0.2:80", "[fd00::3]:80"}) {
+		t.Fatalf("backends %v after the first lookup", got)
+	}
+	if l.Backends().Ready("10.3.0.2:80") {
+		t.Fatal("10.3.0.2 ready after a failed check")
+	}
+	srv.set("web.test.", dnsmessage.TypeA, []dnsmessage.Resource{aRec("web.test.", 1, "10.3.0.2"), aRec("web.test.", 1, "10.3.0.4")}, nil)
+	want := []string{"10.3.0.2:80", "10.3.0.4:80", "[fd00::3]:80"}
+	eventually(t, "the new DNS answer", func() bool { return slices.Equal(addrs(l.Backends().All()), want) })
+	if l.Backends().Ready("10.3.0.2:80") || !l.Backends().Ready("10.3.0.4:80") {
+		t.Fatal("the DNS update changed the health of a backend in both answers, or a new backend is not ready")
+	}
+	srv.mu.Lock()
+	at := slices.Clone(srv.at)
+	srv.mu.Unlock()
+	// Each lookup is an A and an AAAA query; the second lookup starts no
+	// sooner than the smallest TTL (1 s) after the first ended.
+	if len(at) < 4 {
+		t.Fatalf("%d queries, want two lookups of two", len(at))
+	}
+	if gap := at[2].Sub(at[1]); gap < time.Second {
+		t.Fatalf("second lookup %v after the first, before the TTL of 1s ran out", gap)
+	}
+}
+
 func TestServiceMetrics(t *testing.T) {
 	l := newLB(t, RoundRobin, equal(2))
 	all := addrs(l.Backends().All())
