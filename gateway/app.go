@@ -42,9 +42,12 @@ func (a *app) RequestFilter(s *proxy.Session, ctx *Ctx) (bool, error) {
 	req := s.Req()
 	r := st.route(a.addr, req)
 	if cm := a.g.compression.For(s); cm != nil {
-		off := r == nil || !r.compression
-		o := cm.Options()
-		o.DisableCompression, o.DisableDecompression = off, off
+		if r == nil || r.compression == nil {
+			o := cm.Options()
+			o.DisableCompression, o.DisableDecompression = true, true
+		} else {
+			*cm.Options() = *r.compression
+		}
 	}
 	if r == nil {
 		return true, s.RespondError(404)

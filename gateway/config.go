@@ -22,6 +22,9 @@ type Config struct {
 	Metrics *Metrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 	// Caches are named HTTP caches (RFC 9111, a shared cache) that routes store responses in.
 	Caches map[string]*Cache `yaml:"caches,omitempty" json:"caches,omitempty"`
+	// Redis is the Redis server that rate limits of scope cluster count in, shared by every
+	// instance that names it.
+	Redis *Redis `yaml:"redis,omitempty" json:"redis,omitempty"`
 
 	file  string         // the file read, for messages
 	dir   string         // relative paths of the file are relative to this directory
@@ -104,8 +107,9 @@ type Route struct {
 	// error responses of the policies).
 	ResponseHeaders *HeaderEdits `yaml:"response_headers,omitempty" json:"response_headers,omitempty"`
 	// Compression compresses responses for clients that accept it, and decompresses upstream
-	// responses for clients that do not (default false: bodies pass as they are).
-	Compression bool `yaml:"compression" json:"compression"`
+	// responses for clients that do not: true with the defaults, or a mapping of settings
+	// (default false: bodies pass as they are).
+	Compression *Compression `yaml:"compression,omitempty" json:"compression,omitempty"`
 	// WebSocket says what happens to WebSocket sessions (and other Upgrade requests): true
 	// (default) lets them through, false refuses them with 403, and a mapping sets allowed
 	// origins, timeouts and message rules.
@@ -270,6 +274,36 @@ type RateLimit struct {
 	// Key is what requests are counted by: "client_ip" (default) or "header:NAME" (requests
 	// without the field are not limited).
 	Key string `yaml:"key" json:"key"`
+	// Scope is where requests are counted: "local" (default) on this instance, "cluster"
+	// across every instance sharing the top-level redis (GCRA in Redis, with tokens leased
+	// locally).
+	Scope string `yaml:"scope" json:"scope" enum:"local,cluster"`
+	// Burst is how many requests a key may make at once after a quiet spell, with scope
+	// cluster (default Requests).
+	Burst int64 `yaml:"burst,omitempty" json:"burst,omitempty"`
+	// OnRedisError decides requests of scope cluster while Redis is unreachable: "open"
+	// (default) lets them through, "closed" refuses them with 429, "local" counts them on this
+	// instance against the same quota.
+	OnRedisError string `yaml:"on_redis_error,omitempty" json:"on_redis_error,omitempty" enum:"open,closed,local"`
+}
+
+// Redis is a Redis server (standalone) for rate limits of scope cluster.
+type Redis struct {
+	// Address is "host:port", or "unix:/path" for a unix socket.
+	Address string `yaml:"address" json:"address"`
+	// Username and Password authenticate (Redis 6 ACL); both may be left out.
+	Username string `yaml:"username,omitempty" json:"username,omitempty"`
+	// Password is the password; PasswordFile names a file holding it instead (its first line).
+	Password string `yaml:"password,omitempty" json:"password,omitempty"`
+	// PasswordFile is a file whose first line is the password, relative to this file.
+	PasswordFile string `yaml:"password_file,omitempty" json:"password_file,omitempty"`
+	// DB is the database number (default 0).
+	DB int `yaml:"db,omitempty" json:"db,omitempty"`
+	// Timeout bounds each call of a rate limit decision (default 100ms); a request is
+	// decided by on_redis_error when it passes.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Prefix is put before every key written in Redis (default "pingora:ratelimit:").
+	Prefix string `yaml:"prefix,omitempty" json:"prefix,omitempty"`
 }
 
 // Rewrite changes the request path (the query stays): either a prefix is replaced, or a

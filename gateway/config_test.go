@@ -35,7 +35,7 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("upstream defaults %+v", u)
 	}
 	r := c.Services["web"].Routes[0]
-	if r.Name != "#0" || !*r.WebSocket.Allow || !*r.AccessLog || r.Compression {
+	if r.Name != "#0" || !*r.WebSocket.Allow || !*r.AccessLog || *r.Compression.Enabled {
 		t.Errorf("route defaults %+v", r)
 	}
 	out, err := c.YAML()
@@ -178,7 +178,7 @@ func TestHas(t *testing.T) {
 // TestKeysAreConfigFields keeps Keys and the Config fields in step.
 func TestKeysAreConfigFields(t *testing.T) {
 	out, err := yaml.Marshal(&Config{Upstreams: map[string]*Upstream{"a": {}}, AccessLog: &AccessLog{}, Metrics: &Metrics{},
-		Caches: map[string]*Cache{"c": {}}})
+		Caches: map[string]*Cache{"c": {}}, Redis: &Redis{}})
 	if err != nil {
 		t.Fatal(err)
 	}

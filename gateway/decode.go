@@ -15,7 +15,7 @@ import (
 
 // Keys are the top-level keys the gateway reads; the others belong to the server
 // configuration (package conf).
-var Keys = []string{"listeners", "services", "upstreams", "access_log", "metrics", "caches"}
+var Keys = []string{"listeners", "services", "upstreams", "access_log", "metrics", "caches", "redis"}
 
 // MaxFileSize caps the configuration file read.
 const MaxFileSize = 16 << 20

@@ -75,6 +75,7 @@ type Gateway struct {
 	pools    map[string]*pool             // the pools of the current state, by name
 	limiters map[string]*ratelimit.Filter // the rate limits of the current state, by limitKey
 	caches   map[string]*namedCache       // the caches of the current state, by name
+	redis    *redisConn                   // the Redis client of the current state, nil without redis
 }
 
 // namedCache is a running HTTP cache and the configuration it was made from.
@@ -90,6 +91,7 @@ type state struct {
 	pools      map[string]*pool
 	limiters   map[string]*ratelimit.Filter
 	caches     map[string]*namedCache
+	redis      *redisConn
 }
 
 // service is a compiled Service.
@@ -108,15 +110,15 @@ type route struct {
 	respond  *respond
 	files    *files
 
-	cidrs                *cidrs
-	auth                 *basicAuth
-	limit                *ratelimit.Filter
-	rewrite              *rewriter
-	reqEdits, respEdits  *edits
-	compression          bool
-	accessLog            bool
-	ws                   *wsPolicy
-	cache                *cache.Cache // nil: the route caches nothing
+	cidrs               *cidrs
+	auth                *basicAuth
+	limit               *ratelimit.Filter
+	rewrite             *rewriter
+	reqEdits, respEdits *edits
+	compression         *compression.Options // nil: bodies pass as they are
+	accessLog           bool
+	ws                  *wsPolicy
+	cache               *cache.Cache // nil: the route caches nothing
 }
 
 // route returns the first route of the listener's service that matches req, or nil.
@@ -174,7 +176,7 @@ func New(c *Config, opts Options) (*Gateway, error) {
 		}
 		g.access = accesslog.New(slog.New(slog.NewJSONHandler(w, nil)))
 	}
-	g.pools, g.limiters, g.caches = st.pools, st.limiters, st.caches
+	g.pools, g.limiters, g.caches, g.redis = st.pools, st.limiters, st.caches, st.redis
 	g.cur.Store(st)
 	return g, nil
 }
@@ -185,7 +187,10 @@ func Check(c *Config) error {
 	if _, err := g.tlsSettings(c); err != nil {
 		return err
 	}
-	_, err := g.build(c)
+	st, err := g.build(c)
+	if st != nil && st.redis != nil {
+		st.redis.client.Close()
+	}
 	return err
 }
 
@@ -195,6 +200,11 @@ func (g *Gateway) build(c *Config) (*state, error) {
 	var errs Errors
 	st := &state{cfg: c, byListener: map[string]*service{}, pools: map[string]*pool{}, limiters: map[string]*ratelimit.Filter{},
 		caches: map[string]*namedCache{}}
+	rc, err := g.redisClient(c)
+	if err != nil {
+		errs = appendErr(errs, err)
+	}
+	st.redis = rc
 	for _, name := range sortedNames(c.Caches) {
 		nc, err := g.cache(c, name)
 		if err != nil {
@@ -264,8 +274,13 @@ func appendErr(errs Errors, err error) Errors {
 
 // limitKey identifies a rate limit across reloads: the same route with the same quota keeps
 // its counts.
-func limitKey(svc, route string, rl *RateLimit) string {
-	return svc + "\x00" + route + "\x00" + strconv.FormatInt(rl.Requests, 10) + "\x00" + rl.Window.D().String() + "\x00" + rl.Key
+func limitKey(svc, route string, rl *RateLimit, rc *redisConn) string {
+	k := svc + "\x00" + route + "\x00" + strconv.FormatInt(rl.Requests, 10) + "\x00" + rl.Window.D().String() + "\x00" + rl.Key +
+		"\x00" + rl.Scope + "\x00" + strconv.FormatInt(rl.Burst, 10) + "\x00" + rl.OnRedisError
+	if rl.Scope == "cluster" && rc != nil {
+		k += fmt.Sprintf("\x00%p", rc) // a new Redis client makes new limiters
+	}
+	return k
 }
 
 // cache returns the cache name of c: the running one when its configuration did not change
@@ -309,19 +324,24 @@ func (g *Gateway) buildRoute(c *Config, st *state, svc string, i int, rc *Route)
 		service: svc, name: rc.Name, m: newMatcher(&rc.Match),
 		cidrs: newCIDRs(rc.Allow, rc.Deny), rewrite: newRewriter(rc.Rewrite),
 		reqEdits: newEdits(rc.RequestHeaders), respEdits: newEdits(rc.ResponseHeaders),
-		compression: rc.Compression, ws: newWSPolicy(rc.WebSocket), accessLog: *rc.AccessLog,
+		compression: routeCompression(rc.Compression), ws: newWSPolicy(rc.WebSocket), accessLog: *rc.AccessLog,
 	}
 	if rc.BasicAuth != nil {
 		r.auth = newBasicAuth(rc.BasicAuth)
 	}
 	if rl := rc.RateLimit; rl != nil {
-		k := limitKey(svc, rc.Name, rl)
+		k := limitKey(svc, rc.Name, rl, st.redis)
 		f := g.limiters[k]
 		if f == nil {
 			f = st.limiters[k]
 		}
 		if f == nil {
-			f = &ratelimit.Filter{Limiter: ratelimit.NewLocal(rl.Requests, rl.Window.D())}
+			f = &ratelimit.Filter{}
+			if rl.Scope == "cluster" {
+				f.Limiter = g.clusterLimiter(st.redis, svc, rc.Name, rl)
+			} else {
+				f.Limiter = ratelimit.NewLocal(rl.Requests, rl.Window.D())
+			}
 			if name := headerKey(rl.Key); name != "" {
 				f.Key = ratelimit.Header(name)
 			}
@@ -367,6 +387,9 @@ func (g *Gateway) discard(st *state) {
 		if g.pools[name] != pl {
 			pl.stop()
 		}
+	}
+	if st.redis != nil && st.redis != g.redis {
+		st.redis.client.Close()
 	}
 }
 
@@ -515,6 +538,9 @@ func (g *Gateway) Close() {
 	for _, pl := range g.pools {
 		pl.stop()
 	}
+	if g.redis != nil {
+		g.redis.client.Close()
+	}
 }
 
 // Apply makes c the configuration of new requests. Requests in flight finish on the
@@ -548,9 +574,13 @@ func (g *Gateway) Apply(c *Config) error {
 	for _, msg := range g.fixedChanges(c) {
 		g.log.Warn("configuration change needs a restart or a graceful upgrade (SIGQUIT and -u) to take effect; the running value stays", "change", msg)
 	}
-	old := g.pools
-	g.pools, g.limiters, g.caches = st.pools, st.limiters, st.caches
+	old, oldRedis := g.pools, g.redis
+	g.pools, g.limiters, g.caches, g.redis = st.pools, st.limiters, st.caches, st.redis
 	g.cur.Store(st)
+	if oldRedis != nil && oldRedis != st.redis {
+		// Requests in flight may still ask the old server; its client closes once they are done.
+		time.AfterFunc(time.Minute, func() { oldRedis.client.Close() })
+	}
 	for name, pl := range old {
 		if st.pools[name] != pl {
 			pl.stop()

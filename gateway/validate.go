@@ -12,6 +12,7 @@ import (
 	"github.com/pingora-go/pingora/lb"
 	"github.com/pingora-go/pingora/listeners"
 	"github.com/pingora-go/pingora/proxy"
+	"github.com/pingora-go/pingora/ratelimit"
 )
 
 // Defaults of the file's keys.
@@ -97,6 +98,25 @@ func (c *Config) validate() error {
 	for _, name := range sortedNames(c.Caches) {
 		v.cache(c.Caches[name], "caches."+name)
 	}
+	if r := c.Redis; r != nil {
+		if r.Address == "" {
+			v.fail("redis.address", "an address is required")
+		} else if _, err := listeners.ParseAddress(r.Address); err != nil {
+			v.fail("redis.address", "want host:port or unix:/path")
+		}
+		if r.Password != "" && r.PasswordFile != "" {
+			v.fail("redis.password_file", "give password or password_file, not both")
+		}
+		if r.DB < 0 {
+			v.fail("redis.db", "want a database number that is not negative")
+		}
+		if r.Timeout == 0 {
+			r.Timeout = Duration(ratelimit.DefaultRedisTimeout)
+		}
+		if r.Prefix == "" {
+			r.Prefix = DefaultRedisPrefix
+		}
+	}
 	if c.AccessLog != nil && c.AccessLog.Path == "" {
 		v.fail("access_log.path", "a file path, or - for standard error, is required")
 	}
@@ -165,6 +185,9 @@ func (v *validator) listener(l *Listener, p string, seen map[string]int) {
 }
 
 // methodRE is an RFC 9110 token.
+// mediaTypeRE is a media type or a range of them: "text/html", "text/*", "*/*".
+var mediaTypeRE = regexp.MustCompile(`^([!#$%&'*+.^_|~0-9A-Za-z-]+|\*)/([!#$%&'*+.^_|~0-9A-Za-z-]+|\*)$`)
+
 var methodRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 func (v *validator) route(r *Route, i int, p string) {
@@ -308,6 +331,32 @@ func (v *validator) route(r *Route, i int, p string) {
 		if rl.Key != "client_ip" && headerKey(rl.Key) == "" {
 			v.fail(p+".rate_limit.key", "want client_ip or header:NAME")
 		}
+		switch rl.Scope {
+		case "":
+			rl.Scope = "local"
+		case "local":
+		case "cluster":
+			if v.c.Redis == nil {
+				v.fail(p+".rate_limit.scope", "scope cluster needs the top-level redis")
+			}
+		default:
+			v.fail(p+".rate_limit.scope", "want local or cluster")
+		}
+		if rl.Burst < 0 {
+			v.fail(p+".rate_limit.burst", "want a burst that is not negative")
+		}
+		switch rl.OnRedisError {
+		case "":
+			if rl.Scope == "cluster" {
+				rl.OnRedisError = "open"
+			}
+		case "open", "closed", "local":
+		default:
+			v.fail(p+".rate_limit.on_redis_error", "want open, closed or local")
+		}
+		if rl.Scope == "cluster" && rl.Window.D() < time.Millisecond {
+			v.fail(p+".rate_limit.window", "a window of scope cluster is at least 1ms")
+		}
 	}
 	if rw := r.Rewrite; rw != nil {
 		if (rw.Prefix == "") == (rw.Regex == "") {
@@ -324,6 +373,10 @@ func (v *validator) route(r *Route, i int, p string) {
 	}
 	v.edits(r.RequestHeaders, p+".request_headers")
 	v.edits(r.ResponseHeaders, p+".response_headers")
+	if r.Compression == nil {
+		r.Compression = &Compression{Enabled: ptr(false)}
+	}
+	r.Compression.validate(v, p+".compression")
 	if r.WebSocket == nil {
 		r.WebSocket = &WebSocket{}
 	}
