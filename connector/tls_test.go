@@ -5,11 +5,16 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
+	"log"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/internal/testpki"
 	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/upstream"
@@ -279,6 +284,203 @@ func TestTLSSessionResumptionPerPeer(t *testing.T) {
 	}
 	if st := c.Stats(); st.TLSHandshakes != 4 || st.TLSResumed != 2 || st.Dials != 4 {
 		t.Errorf("stats %+v, want 4 handshakes, 2 resumed, 4 dials", st)
+	}
+}
+
+// TestTLSPoolKeyedByTLSParams pools HTTP/1.1 sessions to one address under peers that differ
+// only in their TLS parameters: a pooled connection goes back only to a peer with the same
+// SNI, client certificate, verification and CA, which the origin confirms from its side.
+func TestTLSPoolKeyedByTLSParams(t *testing.T) {
+	ca := mustCA(t, "origin CA")
+	clientCA := mustCA(t, "client CA")
+	addr := startTLSHTTPOrigin(t, mustLeaf(t, ca, testpki.LeafOptions{Names: []string{"a.test", "b.test"}}), clientCA)
+	clientCert, err := mustLeaf(t, clientCA, testpki.LeafOptions{Names: []string{"client"}, Client: true}).TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(Options{RootCAs: ca.Pool()})
+	defer c.Close()
+	peer := func(sni string, edit func(*upstream.Options)) *upstream.Peer {
+		p, err := upstream.NewPeer(addr, true, sni)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if edit != nil {
+			edit(&p.Options)
+		}
+		return p
+	}
+	a := peer("a.test", nil)
+	variants := []struct {
+		name string
+		peer *upstream.Peer
+		seen string // what the origin sees: SNI and client certificate
+	}{
+		{"another SNI", peer("b.test", nil), "b.test -"},
+		{"a client certificate", peer("a.test", func(o *upstream.Options) { o.ClientCert = &clientCert }), "a.test client"},
+		{"hostname not verified", peer("a.test", func(o *upstream.Options) { o.SkipVerifyHostname = true }), "a.test -"},
+		{"another CA pool", peer("a.test", func(o *upstream.Options) { o.CA = ca.Pool() }), "a.test -"},
+		{"an alternative name", peer("a.test", func(o *upstream.Options) { o.AlternativeCN = "b.test" }), "a.test -"},
+	}
+	// exchange makes one request through a session of peer, releases it to the pool, and
+	// returns whether it was reused, the local address of its connection and the origin's view.
+	exchange := func(p *upstream.Peer) (reused bool, local, seen string) {
+		t.Helper()
+		s, reused, err := c.Get(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := header.NewRequest("GET", "/")
+		req.Set("Host", p.SNI)
+		if err := s.WriteRequestHeader(req); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReadResponseHeader(); err != nil {
+			t.Fatal(err)
+		}
+		var body []byte
+		for {
+			b, err := s.ReadBody()
+			body = append(body, b...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		local = s.Conn().LocalAddr().String()
+		c.Release(p, s)
+		return reused, local, string(body)
+	}
+
+	_, aLocal, seen := exchange(a)
+	if seen != "a.test -" {
+		t.Fatalf("origin saw %q, want a.test without a client certificate", seen)
+	}
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			if v.peer.ReuseHash() == a.ReuseHash() {
+				t.Fatal("same reuse hash as the plain peer")
+			}
+			reused, local, seen := exchange(v.peer)
+			if reused || local == aLocal {
+				t.Errorf("got the plain peer's pooled connection (reused %v, local %s)", reused, local)
+			}
+			if seen != v.seen {
+				t.Errorf("origin saw %q, want %q", seen, v.seen)
+			}
+		})
+	}
+	// Each variant's connection waits in the pool too; the plain peer still gets its own.
+	reused, local, seen := exchange(a)
+	if !reused || local != aLocal || seen != "a.test -" {
+		t.Errorf("plain peer: reused %v on %s (want %s), origin saw %q", reused, local, aLocal, seen)
+	}
+}
+
+// startTLSHTTPOrigin runs an HTTP/1.1 server over TLS on loopback that answers every request
+// with the SNI it received and the common name of the client certificate ("-" for none).
+func startTLSHTTPOrigin(t *testing.T, leaf *testpki.Leaf, clientCA *testpki.CA) string {
+	t.Helper()
+	cert, err := leaf.TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{"http/1.1"},
+		ClientCAs:    clientCA.Pool(),
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			client := "-"
+			if pc := r.TLS.PeerCertificates; len(pc) > 0 {
+				client = pc[0].Subject.CommonName
+			}
+			io.WriteString(w, r.TLS.ServerName+" "+client)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// TestTLSHandshakeFailure meets servers the handshake cannot succeed with, for reasons other
+// than the certificate: each is a TLSHandshakeFailure from upstream.
+func TestTLSHandshakeFailure(t *testing.T) {
+	ca := mustCA(t, "origin CA")
+	cert, err := mustLeaf(t, ca, testpki.LeafOptions{Names: []string{"origin.test"}}).TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// serve runs a server that handles each connection with handle until the test ends.
+	serve := func(handle func(net.Conn)) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		t.Cleanup(func() {
+			ln.Close()
+			wg.Wait()
+		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(10 * time.Second))
+					handle(c)
+				}()
+			}
+		}()
+		return ln.Addr().String()
+	}
+	tests := []struct {
+		name    string
+		addr    string
+		wantErr string // part of the cause
+	}{
+		{"plain HTTP server", serve(func(c net.Conn) {
+			c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
+		}), "does not look like a TLS handshake"},
+		{"TLS 1.1 only", serve(func(c net.Conn) {
+			tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}).Handshake()
+		}), "protocol version"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(Options{RootCAs: ca.Pool()})
+			defer c.Close()
+			peer, _ := upstream.NewPeer(tt.addr, true, "origin.test")
+			conn, err := c.Dial(context.Background(), peer)
+			if err == nil {
+				conn.Close()
+				t.Fatal("connected, want a handshake failure")
+			}
+			e, ok := perr.As(err)
+			if !ok || !errors.Is(err, perr.TLSHandshakeFailure) || e.Source != perr.Upstream || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %v, want TLSHandshakeFailure from upstream with %q", err, tt.wantErr)
+			}
+		})
 	}
 }
 

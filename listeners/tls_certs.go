@@ -19,10 +19,21 @@ type fileStamp struct {
 	modTime time.Time
 }
 
+// racyWindow is how recent a file's modification time must be for its stamp not to be
+// trusted: a file rewritten with the same size within the file system's timestamp
+// granularity (a few milliseconds on Linux, up to 2 s on some file systems) keeps its stamp,
+// so while any file is this recent each check reads the contents again.
+const racyWindow = 3 * time.Second
+
 // fileState is what the settings last read from their files.
 type fileState struct {
 	stamps []fileStamp
-	sum    [sha256.Size]byte
+	// racy is set when a stamp was too recent to be trusted (see racyWindow).
+	racy bool
+	// sum is the hash of the contents last read and err the outcome of loading them, so that
+	// the same broken contents are reported once by the watch.
+	sum [sha256.Size]byte
+	err error
 }
 
 // paths lists the files the settings read, in a fixed order.
@@ -40,22 +51,27 @@ func (s *TLSSettings) paths() []string {
 	return ps
 }
 
-// reload reads the files when force is set or their stamps changed, and swaps in a new
-// configuration when their contents changed. A failed load is not retried until a file's
-// stamp changes again (or force), so that a broken file is reported once.
+// reload reads the files when force is set, their stamps changed or were too recent to be
+// trusted, and swaps in a new configuration when their contents changed. Contents that failed
+// to load are not loaded again until they change; only force reports their error again, so
+// that the watch reports a broken file once.
 func (s *TLSSettings) reload(force bool) (changed bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	paths := s.paths()
 	stamps := make([]fileStamp, len(paths))
+	racy := false
 	for i, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
 			return false, err
 		}
 		stamps[i] = fileStamp{size: fi.Size(), modTime: fi.ModTime()}
+		racy = racy || now.Sub(fi.ModTime()) < racyWindow
 	}
-	if !force && s.cur.Load() != nil && slices.Equal(stamps, s.files.stamps) {
+	loaded := s.cur.Load() != nil
+	if !force && loaded && !s.files.racy && slices.Equal(stamps, s.files.stamps) {
 		return false, nil
 	}
 	data := make(map[string][]byte, len(paths))
@@ -71,16 +87,18 @@ func (s *TLSSettings) reload(force bool) (changed bool, err error) {
 	}
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
-	prev := s.files
-	s.files.stamps = stamps
-	if s.cur.Load() != nil && sum == prev.sum {
+	s.files.stamps, s.files.racy = stamps, racy
+	if loaded && sum == s.files.sum {
+		if force {
+			return false, s.files.err
+		}
 		return false, nil
 	}
 	cfg, err := s.build(data)
+	s.files.sum, s.files.err = sum, err
 	if err != nil {
 		return false, err
 	}
-	s.files.sum = sum
 	s.cur.Store(cfg)
 	return true, nil
 }

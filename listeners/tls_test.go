@@ -7,11 +7,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pingora-go/pingora/internal/testpki"
 )
@@ -114,6 +117,7 @@ func TestTLSSNISelection(t *testing.T) {
 		{"b.example.com", "b.example.com"},
 		{"x.b.example.com", "b.example.com"},
 		{"X.B.Example.COM", "b.example.com"},
+		{"y.x.b.example.com", "a.example.com"}, // a wildcard covers one label only
 		{"unknown.example.org", "a.example.com"},
 		{"", "a.example.com"},
 	}
@@ -220,31 +224,49 @@ func TestTLSClientAuth(t *testing.T) {
 	f := newFixture(t)
 	server := f.issue(t, "s", "localhost")
 	caFile := filepath.Join(f.dir, "clients.pem")
-	clientCA, err := testpki.NewCA("client CA")
-	if err != nil {
-		t.Fatal(err)
-	}
+	clientCA := mustCA(t, "client CA")
 	if err := os.WriteFile(caFile, clientCA.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f.serve(t, TLSOptions{Certs: []CertFiles{server}, ClientCAFile: caFile})
-	good, err := clientCA.Issue(testpki.LeafOptions{Names: []string{"client"}, Client: true})
-	if err != nil {
+	good := mustClientLeaf(t, clientCA)
+	wrong := mustClientLeaf(t, f.ca)
+	// With TLS 1.3 the client learns of a rejected certificate on its first read.
+	f.checkClientAuth(t, []clientAuthCase{
+		{"trusted client certificate", good, ""},
+		{"no client certificate", nil, "certificate required"},
+		{"client certificate of another CA", wrong, "unknown certificate authority"},
+	})
+}
+
+// TestTLSOptionalClientAuth asks for client certificates without requiring them: a client
+// without one is served, a client with one the CA did not sign is refused.
+func TestTLSOptionalClientAuth(t *testing.T) {
+	f := newFixture(t)
+	caFile := filepath.Join(f.dir, "clients.pem")
+	if err := os.WriteFile(caFile, f.ca.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	wrong, err := f.ca.Issue(testpki.LeafOptions{Names: []string{"client"}, Client: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		cert *testpki.Leaf
-		ok   bool
-	}{
-		{"trusted client certificate", good, true},
-		{"no client certificate", nil, false},
-		{"client certificate of another CA", wrong, false},
-	}
+	f.serve(t, TLSOptions{Certs: []CertFiles{f.issue(t, "s", "localhost")}, ClientCAFile: caFile,
+		ClientAuth: tls.VerifyClientCertIfGiven})
+	f.checkClientAuth(t, []clientAuthCase{
+		{"no client certificate", nil, ""},
+		{"trusted client certificate", mustClientLeaf(t, f.ca), ""},
+		{"client certificate of another CA", mustClientLeaf(t, mustCA(t, "another CA")), "unknown certificate authority"},
+	})
+}
+
+// clientAuthCase is a client presenting cert (none when nil) and the error it must meet ("" for
+// none).
+type clientAuthCase struct {
+	name    string
+	cert    *testpki.Leaf
+	wantErr string
+}
+
+// checkClientAuth connects to the fixture's server as each case says.
+func (f *tlsFixture) checkClientAuth(t *testing.T, tests []clientAuthCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := &tls.Config{ServerName: "localhost"}
@@ -253,12 +275,87 @@ func TestTLSClientAuth(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				cfg.Certificates = []tls.Certificate{c}
+				// Send it whatever CAs the server names (crypto/tls would otherwise send none).
+				cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }
 			}
-			// With TLS 1.3 the client learns of a rejected certificate on its first read.
 			_, _, err := f.dial(cfg)
-			if (err == nil) != tt.ok {
-				t.Errorf("err = %v, want success %v", err, tt.ok)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("err = %v, want success", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func mustClientLeaf(t testing.TB, ca *testpki.CA) *testpki.Leaf {
+	t.Helper()
+	l, err := ca.Issue(testpki.LeafOptions{Names: []string{"client"}, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func mustCA(t testing.TB, name string) *testpki.CA {
+	t.Helper()
+	ca, err := testpki.NewCA(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// TestTLSVersionsAndSuites checks the default policy: TLS 1.2 and 1.3 only, and in TLS 1.2
+// only forward-secret AEAD suites.
+func TestTLSVersionsAndSuites(t *testing.T) {
+	f := newFixture(t)
+	cf := f.issue(t, "s", "localhost")
+	f.serve(t, TLSOptions{Certs: []CertFiles{cf}})
+	only13 := &tlsFixture{ca: f.ca, dir: f.dir}
+	only13.serve(t, TLSOptions{Certs: []CertFiles{cf}, MinVersion: tls.VersionTLS13})
+	tests := []struct {
+		name        string
+		server      *tlsFixture
+		min, max    uint16
+		suites      []uint16
+		wantVersion uint16
+		wantSuite   uint16 // checked when not zero
+		wantErr     string // part of the client's error; "" for success
+	}{
+		{name: "TLS 1.3 by default", server: f, wantVersion: tls.VersionTLS13},
+		{name: "TLS 1.2 with AES-GCM", server: f, max: tls.VersionTLS12,
+			suites:      []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+			wantVersion: tls.VersionTLS12, wantSuite: tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+		{name: "TLS 1.2 with ChaCha20-Poly1305", server: f, max: tls.VersionTLS12,
+			suites:      []uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256},
+			wantVersion: tls.VersionTLS12, wantSuite: tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256},
+		{name: "TLS 1.2 with CBC only is refused", server: f, max: tls.VersionTLS12,
+			suites:  []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA},
+			wantErr: "handshake failure"},
+		{name: "TLS 1.1 is refused", server: f, min: tls.VersionTLS10, max: tls.VersionTLS11,
+			wantErr: "protocol version not supported"},
+		{name: "TLS 1.0 is refused", server: f, min: tls.VersionTLS10, max: tls.VersionTLS10,
+			wantErr: "protocol version not supported"},
+		{name: "MinVersion 1.3 refuses TLS 1.2", server: only13, max: tls.VersionTLS12,
+			wantErr: "protocol version not supported"},
+		{name: "MinVersion 1.3 serves TLS 1.3", server: only13, wantVersion: tls.VersionTLS13},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs, _, err := tt.server.dial(&tls.Config{ServerName: "localhost", MinVersion: tt.min, MaxVersion: tt.max, CipherSuites: tt.suites})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cs.Version != tt.wantVersion || (tt.wantSuite != 0 && cs.CipherSuite != tt.wantSuite) {
+				t.Errorf("negotiated %s %s, want %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), tls.VersionName(tt.wantVersion))
 			}
 		})
 	}
@@ -285,6 +382,12 @@ func TestTLSOCSPStapling(t *testing.T) {
 	}
 	if err := f.settings.Reload(); err == nil {
 		t.Error("Reload accepted an empty OCSP file")
+	}
+	if err := f.settings.Reload(); err == nil {
+		t.Error("a second Reload of the same broken files reported no error")
+	}
+	if cs, _, err := f.dial(&tls.Config{ServerName: "localhost"}); err != nil || !bytes.Equal(cs.OCSPResponse, staple) {
+		t.Errorf("after the failed reloads: stapled %q (%v), want the previous response", cs.OCSPResponse, err)
 	}
 }
 
@@ -419,6 +522,118 @@ func TestTLSPollingReload(t *testing.T) {
 				t.Errorf("configuration swapped: %v, want %v", changed, tt.changed)
 			}
 		})
+	}
+}
+
+// TestTLSWatch runs Watch with short periods: a certificate written to disk is served without
+// a call to Reload, a broken pair is logged and skipped, and the ticket key changes.
+func TestTLSWatch(t *testing.T) {
+	f := newFixture(t)
+	cf := f.issue(t, "s", "localhost")
+	var logBuf syncBuffer
+	f.serve(t, TLSOptions{Certs: []CertFiles{cf}, ReloadInterval: 5 * time.Millisecond,
+		TicketKeyRotation: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.settings.Watch(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// waitFor polls cond, a state the watch reaches by itself, within a bound.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the watch did not %s within 10s; log:\n%s", what, logBuf.String())
+			}
+		}
+	}
+	served := func() *x509.Certificate {
+		t.Helper()
+		cs, _, err := f.dial(&tls.Config{ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs.PeerCertificates[0]
+	}
+
+	next, err := f.ca.Issue(testpki.LeafOptions{Names: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The certificate alone first: the pair does not match, the old one keeps serving.
+	if err := testpki.WriteAtomic(cf.CertFile, next.CertPEM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("report the mismatched pair", func() bool {
+		return strings.Contains(logBuf.String(), "TLS certificate reload failed")
+	})
+	if got := served(); got.Equal(next.Cert) {
+		t.Fatal("serving a certificate whose key is not loaded")
+	}
+	if err := testpki.WriteAtomic(cf.KeyFile, next.KeyPEM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("serve the new certificate", func() bool { return served().Equal(next.Cert) })
+	if l := logBuf.String(); !strings.Contains(l, "TLS certificates reloaded") || strings.Count(l, "TLS certificate reload failed") != 1 {
+		t.Errorf("want the broken pair reported once, then the reload:\n%s", l)
+	}
+
+	keyNow := func() [32]byte {
+		f.settings.mu.Lock()
+		defer f.settings.mu.Unlock()
+		return f.settings.keys[0]
+	}
+	first := keyNow()
+	waitFor("rotate the ticket key", func() bool { return keyNow() != first })
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger writing while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestTLSReloadSameSizeAndTime replaces a file with contents of the same size and the same
+// modification time, as two writes within one tick of the file system's clock leave it: the
+// check must still see the change while the time is recent.
+func TestTLSReloadSameSizeAndTime(t *testing.T) {
+	f := newFixture(t)
+	cf := f.issue(t, "s", "localhost")
+	cf.OCSPFile = filepath.Join(f.dir, "s.ocsp")
+	tick := time.Now().Truncate(time.Second)
+	write := func(staple string) {
+		t.Helper()
+		if err := testpki.WriteAtomic(cf.OCSPFile, []byte(staple)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(cf.OCSPFile, tick, tick); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("response A")
+	f.serve(t, TLSOptions{Certs: []CertFiles{cf}, ReloadInterval: -1})
+	write("response B")
+	if changed, err := f.settings.reload(false); err != nil || !changed {
+		t.Fatalf("reload: changed %v, %v; want a change", changed, err)
+	}
+	cs, _, err := f.dial(&tls.Config{ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(cs.OCSPResponse); got != "response B" {
+		t.Errorf("stapled %q, want the new response", got)
 	}
 }
 
