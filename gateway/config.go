@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pingora-go/pingora/protocols/proxyproto"
 )
 
 // Config is the proxy part of a configuration file: the top-level keys listeners, services,
@@ -44,6 +46,49 @@ type Listener struct {
 	H2 *bool `yaml:"h2,omitempty" json:"h2,omitempty"`
 	// H2C also accepts cleartext HTTP/2 with prior knowledge on a plain listener (default false).
 	H2C bool `yaml:"h2c" json:"h2c"`
+	// ProxyProtocol reads a PROXY protocol header (version 1 or 2) at the start of every
+	// connection, as a load balancer in front sends it: true, or a mapping of settings.
+	// Requests then see the client's address the header carries.
+	ProxyProtocol *ProxyProtocol `yaml:"proxy_protocol,omitempty" json:"proxy_protocol,omitempty"`
+}
+
+// ProxyProtocol is how a listener accepts the PROXY protocol. It may be written as true or
+// false alone.
+type ProxyProtocol struct {
+	// Enabled requires the header on every connection (default true when the mapping is
+	// given): a connection without a valid one is closed and logged.
+	Enabled *bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+	// From lists the networks (CIDR or IP) the load balancers connect from; a connection from
+	// elsewhere is closed before anything is read. Empty: any address.
+	From []string `yaml:"from,omitempty" json:"from,omitempty"`
+	// Timeout bounds the wait for the header (default 5s).
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// setScalar lets a listener's proxy_protocol be written as true or false.
+func (pp *ProxyProtocol) setScalar(s string) error {
+	switch s {
+	case "true", "false":
+		pp.Enabled = ptr(s == "true")
+		return nil
+	}
+	return errWant("true, false or a mapping of PROXY protocol settings")
+}
+
+// scalarSchemaType is the JSON Schema type of the scalar form.
+func (*ProxyProtocol) scalarSchemaType() string { return "boolean" }
+
+// options returns the listener options of pp, nil when it is off.
+func (pp *ProxyProtocol) options() *proxyproto.Options {
+	if pp == nil || !*pp.Enabled {
+		return nil
+	}
+	o := &proxyproto.Options{Timeout: pp.Timeout.D()}
+	for _, f := range pp.From {
+		p, _ := parsePrefix(f)
+		o.Allow = append(o.Allow, p)
+	}
+	return o
 }
 
 // ListenerTLS is the TLS of a listener: its certificates, chosen by SNI, and client

@@ -103,7 +103,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"syntax", "listeners: [\n", []string{"line"}},
 		{"unknown nested key", "listeners:\n  - address: 127.0.0.1:1\n    adress: x\nservices: {s: {}}\n",
-			[]string{"x.yaml:3: listeners[0].adress: unknown key; the keys here are address, h2, h2c, service, tls"}},
+			[]string{"x.yaml:3: listeners[0].adress: unknown key; the keys here are address, h2, h2c, proxy_protocol, service, tls"}},
 		{"wrong type", "listeners:\n  - address: 127.0.0.1:1\n    h2c: maybe\nservices: {s: {}}\n",
 			[]string{`x.yaml:3: listeners[0].h2c: want true or false, not "maybe"`}},
 		{"trailing comment", minimal + "    # \n", nil},

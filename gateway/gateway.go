@@ -474,14 +474,7 @@ func (g *Gateway) Services() ([]server.Service, error) {
 		}
 		svc := server.NewListeningService(fmt.Sprintf("gateway listener %s", a), sa)
 		svc.SetLogger(g.log)
-		switch {
-		case settings[i] != nil:
-			svc.AddTLS(a.Addr, settings[i])
-		case a.Network == "unix":
-			svc.AddUDS(a.Addr, 0)
-		default:
-			svc.AddTCP(a.Addr)
-		}
+		svc.Add(a, server.ListenOptions{TLS: settings[i], ProxyProtocol: l.ProxyProtocol.options()})
 		out = append(out, svc)
 	}
 	return out, nil
@@ -634,8 +627,9 @@ func (g *Gateway) fixedChanges(c *Config) []string {
 		switch {
 		case !ok:
 			out = append(out, "new listener "+a.String()+" is not opened")
-		case !reflect.DeepEqual(r.TLS, l.TLS) || !reflect.DeepEqual(r.H2, l.H2) || r.H2C != l.H2C:
-			out = append(out, "listener "+a.String()+": tls, h2 and h2c keep their running values")
+		case !reflect.DeepEqual(r.TLS, l.TLS) || !reflect.DeepEqual(r.H2, l.H2) || r.H2C != l.H2C ||
+			!reflect.DeepEqual(r.ProxyProtocol, l.ProxyProtocol):
+			out = append(out, "listener "+a.String()+": tls, h2, h2c and proxy_protocol keep their running values")
 		}
 	}
 	for addr := range running {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pingora-go/pingora/lb"
 	"github.com/pingora-go/pingora/listeners"
+	"github.com/pingora-go/pingora/protocols/proxyproto"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/ratelimit"
 )
@@ -182,12 +183,25 @@ func (v *validator) listener(l *Listener, p string, seen map[string]int) {
 	} else if l.H2 != nil && *l.H2 {
 		v.fail(p+".h2", "h2 is offered through TLS; on a plain listener use h2c")
 	}
+	if pp := l.ProxyProtocol; pp != nil {
+		if pp.Enabled == nil {
+			pp.Enabled = ptr(true)
+		}
+		for i, f := range pp.From {
+			if _, err := parsePrefix(f); err != nil {
+				v.fail(p+".proxy_protocol.from["+itoa(i)+"]", "want a CIDR or an IP address")
+			}
+		}
+		if pp.Timeout == 0 {
+			pp.Timeout = Duration(proxyproto.DefaultTimeout)
+		}
+	}
 }
 
-// methodRE is an RFC 9110 token.
 // mediaTypeRE is a media type or a range of them: "text/html", "text/*", "*/*".
 var mediaTypeRE = regexp.MustCompile(`^([!#$%&'*+.^_|~0-9A-Za-z-]+|\*)/([!#$%&'*+.^_|~0-9A-Za-z-]+|\*)$`)
 
+// methodRE is an RFC 9110 token.
 var methodRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 func (v *validator) route(r *Route, i int, p string) {

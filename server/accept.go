@@ -30,6 +30,10 @@ type AcceptOptions struct {
 	// accepting paused at MaxConns; the lines left out are counted in the next one. 0 means
 	// DefaultAcceptLogInterval.
 	LogInterval time.Duration
+	// Tasks is the number of accept loops (goroutines calling Accept) per listening socket:
+	// the server configuration's listener_tasks_per_fd. 0 means 1. More than one helps only
+	// when accepting itself is the bottleneck.
+	Tasks int
 }
 
 // Defaults of AcceptOptions.
@@ -73,6 +77,9 @@ func (o AcceptOptions) withDefaults() AcceptOptions {
 	}
 	if o.LogInterval <= 0 {
 		o.LogInterval = DefaultAcceptLogInterval
+	}
+	if o.Tasks <= 0 {
+		o.Tasks = 1
 	}
 	return o
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pingora-go/pingora/conf"
 	"github.com/pingora-go/pingora/listeners"
+	"github.com/pingora-go/pingora/protocols/proxyproto"
 )
 
 // App serves the connections a ListeningService accepts.
@@ -28,15 +29,15 @@ type ListeningService struct {
 	name   string
 	app    App
 	addrs  []listeners.Address
-	tlss   []*listeners.TLSSettings // the TLS of each of addrs; nil for plain
+	opts   []ListenOptions // the options of each of addrs
 	logger *slog.Logger
 	accept AcceptOptions
 	gate   *connGate // set by Serve
 
 	mu        sync.Mutex // guards the fields below
 	lns       []net.Listener
-	keys      []string                 // the configured address of each listener; "" for AddListener's
-	lnTLS     []*listeners.TLSSettings // the TLS of each listener; nil for plain
+	keys      []string        // the configured address of each listener; "" for AddListener's
+	lnOpts    []ListenOptions // the options of each listener
 	conns     map[net.Conn]connRefs
 	inherited map[string]*os.File
 
@@ -70,6 +71,9 @@ func (s *ListeningService) applyConf(c *conf.ServerConf) {
 	if s.accept.MaxBackoff == 0 {
 		s.accept.MaxBackoff = time.Duration(c.AcceptMaxBackoffMs) * time.Millisecond
 	}
+	if s.accept.Tasks == 0 {
+		s.accept.Tasks = c.ListenerTasksPerFD
+	}
 }
 
 // Conns returns the number of downstream connections the service holds: in a TLS handshake,
@@ -86,10 +90,28 @@ func (s *ListeningService) Name() string { return s.name }
 // SetLogger replaces the logger (slog.Default() unless set).
 func (s *ListeningService) SetLogger(l *slog.Logger) { s.logger = l }
 
+// ListenOptions are the settings of one address of a ListeningService.
+type ListenOptions struct {
+	// TLS, when set, terminates TLS on the address's connections (see AddTLS).
+	TLS *listeners.TLSSettings
+	// ProxyProtocol, when set, makes every connection start with a PROXY protocol header
+	// (version 1 or 2, as a load balancer in front sends it), read before anything else,
+	// the TLS handshake included. The App then sees the client's address the header carries
+	// as the connection's RemoteAddr (see package proxyproto). A connection without a valid
+	// header within the options' timeout, or from outside their Allow list, is closed and
+	// logged.
+	ProxyProtocol *proxyproto.Options
+}
+
+// Add adds an address with its options.
+func (s *ListeningService) Add(a listeners.Address, o ListenOptions) {
+	s.addrs = append(s.addrs, a)
+	s.opts = append(s.opts, o)
+}
+
 // AddTCP adds a TCP address, "host:port".
 func (s *ListeningService) AddTCP(addr string) {
-	s.addrs = append(s.addrs, listeners.Address{Network: "tcp", Addr: addr})
-	s.tlss = append(s.tlss, nil)
+	s.Add(listeners.Address{Network: "tcp", Addr: addr}, ListenOptions{})
 }
 
 // AddTLS adds a TCP address, "host:port", whose connections speak TLS with settings. The
@@ -97,14 +119,12 @@ func (s *ListeningService) AddTCP(addr string) {
 // App receives the connection as a *tls.Conn after a successful handshake. While the service
 // serves, it watches the settings' files for changes (see listeners.TLSSettings.Watch).
 func (s *ListeningService) AddTLS(addr string, settings *listeners.TLSSettings) {
-	s.addrs = append(s.addrs, listeners.Address{Network: "tcp", Addr: addr})
-	s.tlss = append(s.tlss, settings)
+	s.Add(listeners.Address{Network: "tcp", Addr: addr}, ListenOptions{TLS: settings})
 }
 
 // AddUDS adds a unix domain socket path; perm 0 means listeners.DefaultUDSPerm.
 func (s *ListeningService) AddUDS(path string, perm uint32) {
-	s.addrs = append(s.addrs, listeners.Address{Network: "unix", Addr: path, Perm: fsMode(perm)})
-	s.tlss = append(s.tlss, nil)
+	s.Add(listeners.Address{Network: "unix", Addr: path, Perm: fsMode(perm)}, ListenOptions{})
 }
 
 // AddListener adds an already open listener, e.g. one inherited from another process.
@@ -112,15 +132,15 @@ func (s *ListeningService) AddListener(ln net.Listener) {
 	s.mu.Lock()
 	s.lns = append(s.lns, ln)
 	s.keys = append(s.keys, "")
-	s.lnTLS = append(s.lnTLS, nil)
+	s.lnOpts = append(s.lnOpts, ListenOptions{})
 	s.mu.Unlock()
 }
 
 // settings returns the distinct TLS settings of the service's addresses.
 func (s *ListeningService) settings() []*listeners.TLSSettings {
 	var out []*listeners.TLSSettings
-	for _, t := range s.tlss {
-		if t != nil && !slices.Contains(out, t) {
+	for _, o := range s.opts {
+		if t := o.TLS; t != nil && !slices.Contains(out, t) {
 			out = append(out, t)
 		}
 	}
@@ -199,11 +219,12 @@ func (s *ListeningService) Start(ctx context.Context) error {
 			s.closeListeners()
 			return err
 		}
-		s.logger.Info(how, "service", s.name, "addr", ln.Addr().String(), "tls", s.tlss[i] != nil)
+		s.logger.Info(how, "service", s.name, "addr", ln.Addr().String(), "tls", s.opts[i].TLS != nil,
+			"proxy_protocol", s.opts[i].ProxyProtocol != nil)
 		s.mu.Lock()
 		s.lns = append(s.lns, ln)
 		s.keys = append(s.keys, a.String())
-		s.lnTLS = append(s.lnTLS, s.tlss[i])
+		s.lnOpts = append(s.lnOpts, s.opts[i])
 		s.mu.Unlock()
 	}
 	return nil
@@ -222,7 +243,7 @@ func (s *ListeningService) closeListeners() {
 func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 	s.mu.Lock()
 	lns := append([]net.Listener(nil), s.lns...)
-	lnTLS := append([]*listeners.TLSSettings(nil), s.lnTLS...)
+	lnOpts := append([]ListenOptions(nil), s.lnOpts...)
 	s.mu.Unlock()
 	// Connections see the service as their Tracker through the context they are served with.
 	shutdown = context.WithValue(shutdown, trackerKey{}, Tracker(s))
@@ -244,15 +265,17 @@ func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 		}()
 	}
 	for i, ln := range lns {
-		acceptWG.Add(1)
-		go func() {
-			defer acceptWG.Done()
-			s.acceptLoop(shutdown, ln, gate, opts, func(c net.Conn) {
-				s.track(c, true, true)
-				s.wg.Add(1)
-				go s.serveConn(shutdown, c, lnTLS[i])
-			})
-		}()
+		for range opts.Tasks {
+			acceptWG.Add(1)
+			go func() {
+				defer acceptWG.Done()
+				s.acceptLoop(shutdown, ln, gate, opts, func(c net.Conn) {
+					s.track(c, true, true)
+					s.wg.Add(1)
+					go s.serveConn(shutdown, c, lnOpts[i])
+				})
+			}()
+		}
 	}
 	<-shutdown.Done()
 	s.closeListeners()
@@ -280,11 +303,12 @@ func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 	return nil
 }
 
-// serveConn runs the app on c, after a TLS handshake when settings is not nil; a panic closes
-// the connection and is logged, and the other connections go on.
-func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn, settings *listeners.TLSSettings) {
+// serveConn runs the app on c, after reading its PROXY header and running a TLS handshake
+// as o says; a panic closes the connection and is logged, and the other connections go on.
+func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn, o ListenOptions) {
 	defer s.wg.Done()
-	defer s.track(c, false, false)
+	tracked := c
+	defer func() { s.track(tracked, false, false) }()
 	defer func() {
 		if r := recover(); r != nil {
 			c.Close()
@@ -292,9 +316,21 @@ func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn, setti
 				"panic", r, "stack", string(debug.Stack()))
 		}
 	}()
-	if settings != nil {
+	if o.ProxyProtocol != nil {
+		pc, _, err := proxyproto.Read(c, *o.ProxyProtocol)
+		if err != nil {
+			c.Close()
+			s.logger.Info("PROXY protocol header refused; connection closed", "service", s.name,
+				"peer", c.RemoteAddr().String(), "error", err)
+			return
+		}
+		// A kill closes the connection by the key the App tracks it with when it parks it.
+		s.rekey(c, pc)
+		tracked, c = pc, pc
+	}
+	if o.TLS != nil {
 		// A graceful shutdown lets a handshake in progress finish; a kill closes c.
-		tc, err := settings.ServerHandshake(context.WithoutCancel(shutdown), c)
+		tc, err := o.TLS.ServerHandshake(context.WithoutCancel(shutdown), c)
 		if err != nil {
 			c.Close()
 			s.logger.Info("TLS handshake failed", "service", s.name, "client", c.RemoteAddr().String(), "error", err)
@@ -304,6 +340,17 @@ func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn, setti
 		return
 	}
 	s.app.ServeConn(shutdown, c)
+}
+
+// rekey counts the connection old under the key nw from now on: the same connection seen
+// through a wrapper.
+func (s *ListeningService) rekey(old, nw net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.conns[old]; ok {
+		delete(s.conns, old)
+		s.conns[nw] = r
+	}
 }
 
 // track counts c in or out of the connections a kill closes; a connection can be counted

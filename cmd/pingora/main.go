@@ -52,6 +52,7 @@ import (
 	"github.com/pingora-go/pingora/connector"
 	"github.com/pingora-go/pingora/listeners"
 	"github.com/pingora-go/pingora/metrics"
+	"github.com/pingora-go/pingora/protocols/proxyproto"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/server"
 	"github.com/pingora-go/pingora/upstream"
@@ -69,17 +70,18 @@ func main() {
 
 // flags are the command line: the server options of the reference and the quick-mode proxy.
 type flags struct {
-	opt        conf.Opt
-	listen     string
-	upstreams  []string
-	metrics    string
-	accessLog  string
-	compress   bool
-	tls        tlsFlags
-	h2c        bool
-	upstreamH2 bool
-	dump       bool
-	watch      time.Duration
+	opt           conf.Opt
+	listen        string
+	upstreams     []string
+	metrics       string
+	accessLog     string
+	compress      bool
+	tls           tlsFlags
+	h2c           bool
+	proxyProtocol bool
+	upstreamH2    bool
+	dump          bool
+	watch         time.Duration
 
 	// cacheMemory, cacheDir and cacheDisk turn the HTTP cache on (see newCache).
 	cacheMemory, cacheDir, cacheDisk string
@@ -95,6 +97,7 @@ func parseFlags(args []string, out io.Writer) (*flags, *pflag.FlagSet, error) {
 	fs.StringVar(&f.metrics, "metrics", "", "address to serve Prometheus metrics on, host:port")
 	fs.StringVar(&f.accessLog, "access-log", "", "file to append the access log to (JSON lines); - for stderr")
 	fs.BoolVar(&f.compress, "compress", false, "compress responses (zstd, br, gzip by the client's Accept-Encoding) and decompress codings the client does not accept")
+	fs.BoolVar(&f.proxyProtocol, "proxy-protocol", false, "require a PROXY protocol header (v1 or v2, from a load balancer) at the start of every connection on --listen; requests see the client address it carries")
 	fs.BoolVar(&f.h2c, "h2c", false, "also accept cleartext HTTP/2 with prior knowledge on --listen (TLS listeners offer h2 by ALPN always)")
 	fs.BoolVar(&f.upstreamH2, "upstream-h2", false, "speak HTTP/2 to the upstreams: cleartext with prior knowledge, or with --upstream-tls by ALPN, falling back to HTTP/1.1 when the upstream does not choose h2")
 	fs.StringArrayVar(&f.tls.certs, "tls-cert", nil, "PEM certificate chain to terminate TLS with; repeat with --tls-key for several, chosen by SNI (the first is the default)")
@@ -315,11 +318,11 @@ func services(f *flags, c *conf.ServerConf, addr listeners.Address, logger *slog
 		serverApp = proxy.New(app, popts)
 	}
 	psvc := server.NewListeningService("pingora-go reverse proxy", serverApp)
-	if settings != nil {
-		psvc.AddTLS(addr.Addr, settings)
-	} else {
-		addAddress(psvc, addr)
+	lo := server.ListenOptions{TLS: settings}
+	if f.proxyProtocol {
+		lo.ProxyProtocol = &proxyproto.Options{}
 	}
+	psvc.Add(addr, lo)
 	return append([]server.Service{psvc}, out...), nil
 }
 
