@@ -54,6 +54,12 @@ type Options struct {
 	// reload it when its modification time or size changed (besides SIGHUP). An invalid new
 	// file is logged and the running configuration stays, as with SIGHUP.
 	WatchInterval time.Duration
+	// OnFixedChange, when set, is called after a reload applied what a running process can
+	// change, with what it could not (listeners added, removed or changed; access_log;
+	// metrics). The pingora binary starts a graceful upgrade from it (server.Upgrade), so
+	// that a new process serves the whole new file. Without it such changes are logged as
+	// needing a restart or an upgrade.
+	OnFixedChange func(changes []string)
 }
 
 // Gateway runs a configuration: one proxy per listener routing by the current routes, the
@@ -564,8 +570,14 @@ func (g *Gateway) Apply(c *Config) error {
 		}
 	}
 	g.waitReady(fresh)
-	for _, msg := range g.fixedChanges(c) {
-		g.log.Warn("configuration change needs a restart or a graceful upgrade (SIGQUIT and -u) to take effect; the running value stays", "change", msg)
+	fixed := g.fixedChanges(c)
+	if g.opts.OnFixedChange == nil {
+		for _, msg := range fixed {
+			g.log.Warn("configuration change needs a restart or a graceful upgrade (SIGQUIT and -u) to take effect; the running value stays", "change", msg)
+		}
+	} else if len(fixed) > 0 {
+		g.log.Info("configuration change needs a new process; starting a graceful upgrade", "changes", fixed)
+		defer func() { go g.opts.OnFixedChange(fixed) }()
 	}
 	old, oldRedis := g.pools, g.redis
 	g.pools, g.limiters, g.caches, g.redis = st.pools, st.limiters, st.caches, st.redis

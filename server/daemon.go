@@ -72,10 +72,11 @@ func (s *Server) detach() error {
 	return fmt.Errorf("server: daemon exited before it was ready: %v", werr)
 }
 
-// notifyReady tells the daemon's parent that the server serves.
+// notifyReady tells the process that started this one and waits for it (a daemon's
+// launcher, or the old instance of a self-upgrade) that the server serves.
 func notifyReady() {
 	fd, err := strconv.Atoi(os.Getenv(readyFdEnv))
-	if err != nil || !IsDaemonChild() {
+	if err != nil {
 		return
 	}
 	os.Unsetenv(readyFdEnv)

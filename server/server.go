@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -83,6 +84,8 @@ type Server struct {
 	grace    time.Duration
 	services []Service
 	log      *slog.Logger
+	// upgrading is set while Upgrade starts a new instance, and stays set once it did.
+	upgrading atomic.Bool
 
 	mu        sync.Mutex // guards the fields below
 	stopping  bool
@@ -229,15 +232,23 @@ func (s *Server) reload() {
 // timeout, then shuts down gracefully. If the hand-over fails the server keeps serving: no
 // one else would take the traffic.
 func (s *Server) upgrade() {
+	if err := s.handOver(); err != nil {
+		s.log.Error("upgrade aborted; still serving", "error", err)
+		return
+	}
+	s.drainAfterUpgrade()
+}
+
+// handOver sends the listening sockets to the process waiting on upgrade_sock.
+func (s *Server) handOver() error {
 	var keys []string
 	var files []*os.File
 	for _, svc := range s.services {
 		if ls, ok := svc.(*ListeningService); ok {
 			k, f, err := ls.listenerFiles()
 			if err != nil {
-				s.log.Error("upgrade aborted: cannot hand over a listener", "service", ls.Name(), "error", err)
 				closeFiles(files)
-				return
+				return fmt.Errorf("cannot hand over a listener of %s: %w", ls.Name(), err)
 			}
 			keys, files = append(keys, k...), append(files, f...)
 		}
@@ -245,10 +256,15 @@ func (s *Server) upgrade() {
 	err := listeners.SendFds(s.conf.UpgradeSock, s.conf.UpgradeSockConnectAcceptMaxRetries, keys, files)
 	closeFiles(files)
 	if err != nil {
-		s.log.Error("upgrade aborted: the new process did not take the listening sockets; still serving", "error", err)
-		return
+		return fmt.Errorf("the new process did not take the listening sockets: %w", err)
 	}
-	s.log.Info("listening sockets handed over; accepting until the close timeout", "count", len(files), "close_timeout", s.opts.UpgradeCloseTimeout)
+	s.log.Info("listening sockets handed over", "count", len(files))
+	return nil
+}
+
+// drainAfterUpgrade keeps accepting for the close timeout, then shuts down gracefully.
+func (s *Server) drainAfterUpgrade() {
+	s.log.Info("accepting until the close timeout", "close_timeout", s.opts.UpgradeCloseTimeout)
 	time.Sleep(s.opts.UpgradeCloseTimeout)
 	s.log.Info("upgrade: graceful shutdown", "grace_period", s.grace)
 	s.Shutdown(true)

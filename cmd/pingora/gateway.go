@@ -87,13 +87,19 @@ func runGateway(f *flags, c *conf.ServerConf, gc *gateway.Config, stdout io.Writ
 		return err
 	}
 	var svcs []server.Service
+	var srv *server.Server
 	if opensServices(f, c) {
 		conn, err := newConnector(c, &sopts)
 		if err != nil {
 			return err
 		}
-		g, err := gateway.New(gc, gateway.Options{Connector: conn, MaxRetries: c.MaxRetries, Logger: logger,
-			WatchInterval: f.watch})
+		gopts := gateway.Options{Connector: conn, MaxRetries: c.MaxRetries, Logger: logger, WatchInterval: f.watch}
+		if f.reloadUpgrade || server.IsDaemonChild() {
+			// A reload that changes listeners, access_log or metrics hands over to a new
+			// process running the new file.
+			gopts.OnFixedChange = func([]string) { srv.Upgrade() }
+		}
+		g, err := gateway.New(gc, gopts)
 		if err != nil {
 			return fmt.Errorf("configuration %s is invalid:\n%w", f.opt.Conf, err)
 		}
@@ -103,7 +109,7 @@ func runGateway(f *flags, c *conf.ServerConf, gc *gateway.Config, stdout io.Writ
 		sopts.Reopeners = append(sopts.Reopeners, g.Reopeners()...)
 		logger.Info("serving the configuration", "file", f.opt.Conf, "listeners", len(gc.Listeners), "services", len(gc.Services), "upstreams", len(gc.Upstreams))
 	}
-	srv := server.New(sopts)
+	srv = server.New(sopts)
 	for _, svc := range svcs {
 		srv.AddService(svc)
 	}

@@ -82,6 +82,7 @@ type flags struct {
 	upstreamH2    bool
 	dump          bool
 	watch         time.Duration
+	reloadUpgrade bool
 
 	// cacheMemory, cacheDir and cacheDisk turn the HTTP cache on (see newCache).
 	cacheMemory, cacheDir, cacheDisk string
@@ -109,6 +110,7 @@ func parseFlags(args []string, out io.Writer) (*flags, *pflag.FlagSet, error) {
 	fs.StringVar(&f.cacheMemory, "cache-memory", "", "cache every cacheable response (RFC 9111) in memory, up to SIZE bytes (suffixes k, M, G, KiB, MiB, GiB)")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "cache every cacheable response on disk in DIR (with --cache-disk); kept across restarts")
 	fs.StringVar(&f.cacheDisk, "cache-disk", "", "the size bound of --cache-dir (default 1GiB)")
+	fs.BoolVar(&f.reloadUpgrade, "reload-upgrade", false, "with a -c file of listeners and services: when a reload changes listeners, access_log or metrics, start a new process on the new file and hand it the listening sockets (always on in daemon mode)")
 	fs.DurationVar(&f.watch, "watch-config", 0, "with a -c file of listeners and services: look at the file this often (e.g. 2s) and reload it when it changed, besides on SIGHUP")
 	fs.BoolVar(&f.dump, "dump-config", false, "print the effective configuration of -c, every default filled in, and exit")
 	fs.Usage = func() {
