@@ -42,7 +42,18 @@ type Options struct {
 	// KeyLogWriter, when set, receives the TLS secrets of upstream connections in NSS key log
 	// format, for debugging with a packet analyzer (debug_ssl_keylog). It weakens security.
 	KeyLogWriter io.Writer
+	// ReuseCheckAfter is how long a connection must have been idle in the pool before its
+	// socket is checked (a non-blocking peek: has the server closed it, or sent something
+	// unasked?) on reuse. Busier connections are reused without the check, which saves a
+	// system call per request; one the server closed in that short time fails on its first
+	// write or before any response byte, and the request is retried as on any reused
+	// connection. 0 means DefaultReuseCheckAfter; negative checks every reuse.
+	ReuseCheckAfter time.Duration
 }
+
+// DefaultReuseCheckAfter is the default of Options.ReuseCheckAfter: far below any server's
+// idle timeout.
+const DefaultReuseCheckAfter = time.Second
 
 // DefaultPoolSize is the reference's upstream_keepalive_pool_size.
 const DefaultPoolSize = 128
@@ -81,12 +92,17 @@ func New(opts Options) *Connector {
 	if opts.PoolSize <= 0 {
 		opts.PoolSize = DefaultPoolSize
 	}
+	if opts.ReuseCheckAfter == 0 {
+		opts.ReuseCheckAfter = DefaultReuseCheckAfter
+	}
 	return &Connector{
 		opts: opts,
 		pool: pool.New(pool.Options[*pooledConn]{
 			Capacity:  opts.PoolSize,
 			MaxPerKey: opts.MaxIdlePerPeer,
 			Alive:     (*pooledConn).check,
+			// A negative ReuseCheckAfter becomes 0 here: every reuse is checked.
+			AliveAfter: max(opts.ReuseCheckAfter, 0),
 		}),
 	}
 }

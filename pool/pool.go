@@ -54,6 +54,14 @@ type Options[C any] struct {
 	// SweepInterval is how often the sweeper closes expired and dead idle
 	// connections. Values below 1 mean DefaultSweepInterval.
 	SweepInterval time.Duration
+
+	// AliveAfter spares Get the Alive check of a connection released less
+	// than this long ago: a check costs a system call on every reuse, and a
+	// connection that was fine a moment ago is all but always fine now (the
+	// caller must cope with the rare one that is not, as with any reused
+	// connection). The sweeper still checks every idle connection. Zero
+	// checks every connection Get hands out.
+	AliveAfter time.Duration
 }
 
 // Stats is a snapshot of a Pool's counters.
@@ -74,6 +82,7 @@ type entry[C any] struct {
 	conn     C
 	key      uint64
 	deadline time.Time // zero: no idle timeout
+	released time.Time // when Put took it
 
 	lruPrev, lruNext *entry[C] // LRU list, head is the most recently released
 	keyPrev, keyNext *entry[C] // key list, head is the most recently released
@@ -88,10 +97,11 @@ type bucket[C any] struct {
 // Pool is a keyed pool of idle connections. It is safe for concurrent use.
 // Create it with New and stop it with Close.
 type Pool[C io.Closer] struct {
-	capacity  int
-	maxPerKey int
-	alive     func(C) bool
-	interval  time.Duration
+	capacity   int
+	maxPerKey  int
+	alive      func(C) bool
+	interval   time.Duration
+	aliveAfter time.Duration
 
 	mu       sync.Mutex // guards following fields
 	keys     map[uint64]bucket[C]
@@ -112,13 +122,14 @@ type Pool[C io.Closer] struct {
 // and stops with Close.
 func New[C io.Closer](opts Options[C]) *Pool[C] {
 	p := &Pool[C]{
-		capacity:  opts.Capacity,
-		maxPerKey: opts.MaxPerKey,
-		alive:     opts.Alive,
-		interval:  opts.SweepInterval,
-		keys:      make(map[uint64]bucket[C]),
-		stop:      make(chan struct{}),
-		sweepDone: make(chan struct{}),
+		capacity:   opts.Capacity,
+		maxPerKey:  opts.MaxPerKey,
+		alive:      opts.Alive,
+		interval:   opts.SweepInterval,
+		aliveAfter: opts.AliveAfter,
+		keys:       make(map[uint64]bucket[C]),
+		stop:       make(chan struct{}),
+		sweepDone:  make(chan struct{}),
 	}
 	if p.capacity < 1 {
 		p.capacity = DefaultCapacity
@@ -140,9 +151,10 @@ func (p *Pool[C]) Put(key uint64, c C, idleTimeout time.Duration) {
 		c.Close()
 		return
 	}
+	now := time.Now()
 	var deadline time.Time
 	if idleTimeout > 0 {
-		deadline = time.Now().Add(idleTimeout)
+		deadline = now.Add(idleTimeout)
 	}
 
 	p.mu.Lock()
@@ -167,7 +179,7 @@ func (p *Pool[C]) Put(key uint64, c C, idleTimeout time.Duration) {
 		p.remove(victim)
 	}
 	e := p.newEntry()
-	e.conn, e.key, e.deadline = c, key, deadline
+	e.conn, e.key, e.deadline, e.released = c, key, deadline, now
 	p.pushFront(e)
 	p.mu.Unlock()
 
@@ -190,15 +202,16 @@ func (p *Pool[C]) Get(key uint64) (c C, ok bool) {
 			p.misses.Add(1)
 			return c, false
 		}
-		conn, deadline := e.conn, e.deadline
+		conn, deadline, released := e.conn, e.deadline, e.released
 		p.remove(e)
 		p.mu.Unlock()
 
+		now := time.Now()
 		switch {
-		case !deadline.IsZero() && !time.Now().Before(deadline):
+		case !deadline.IsZero() && !now.Before(deadline):
 			p.expired.Add(1)
 			conn.Close()
-		case p.alive != nil && !p.alive(conn):
+		case p.alive != nil && now.Sub(released) >= p.aliveAfter && !p.alive(conn):
 			p.deadOnCheckout.Add(1)
 			conn.Close()
 		default:

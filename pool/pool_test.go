@@ -393,3 +393,23 @@ func TestPutGetDoNotAllocate(t *testing.T) {
 		t.Fatalf("Put+Get allocated %v times per run, want 0", allocs)
 	}
 }
+
+// Get checks only connections released at least AliveAfter ago.
+func TestAliveAfter(t *testing.T) {
+	var checks atomic.Int32
+	alive := func(c *fakeConn) bool { checks.Add(1); return !c.dead.Load() }
+	p := New(Options[*fakeConn]{Alive: alive, SweepInterval: time.Hour, AliveAfter: 50 * time.Millisecond})
+	defer p.Close()
+	c := conns("fresh", "stale")
+	p.Put(1, c["fresh"], 0)
+	c["fresh"].dead.Store(true) // dead, but too fresh to be checked
+	if got, ok := p.Get(1); !ok || got != c["fresh"] || checks.Load() != 0 {
+		t.Fatalf("fresh: Get = %v, %v after %d checks; want it unchecked", got, ok, checks.Load())
+	}
+	p.Put(1, c["stale"], 0)
+	c["stale"].dead.Store(true)
+	time.Sleep(60 * time.Millisecond) // the idle time is what is tested
+	if got, ok := p.Get(1); ok || checks.Load() != 1 || !c["stale"].closed() {
+		t.Fatalf("stale: Get = %v, %v after %d checks; want it checked and closed", got, ok, checks.Load())
+	}
+}
