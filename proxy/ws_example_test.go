@@ -2,10 +2,20 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/pingora-go/pingora/protocols/ws"
 	"github.com/pingora-go/pingora/proxy"
+	"github.com/pingora-go/pingora/server"
 	"github.com/pingora-go/pingora/upstream"
 )
 
@@ -49,10 +59,57 @@ func (p *chatProxy) WebSocketOptions(*proxy.Session, *chatCtx) ws.Options {
 	return ws.Options{IdleTimeout: 10 * time.Minute, Config: ws.Config{MaxMessageSize: 1 << 20}}
 }
 
-// A proxy that filters the messages of the WebSocket sessions it carries.
+// A proxy that filters the messages of the WebSocket sessions it carries, in front of an echo
+// server: a word is masked, an empty message dropped, a banned command ends the session.
 func Example_webSocketFilter() {
-	peer, _ := upstream.NewPeer("127.0.0.1:8080", false, "")
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	origin, originAddr := exampleOrigin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, data, err := c.Read(r.Context())
+			if err != nil || c.Write(r.Context(), typ, data) != nil {
+				return
+			}
+		}
+	}))
+	defer origin.Close()
+	peer, _ := upstream.NewPeer(originAddr, false, "")
 	app := &chatProxy{peer: peer}
-	p := proxy.New(app, proxy.Options{})
-	_ = p // serve it: proxy.NewService("chat", app, proxy.Options{}) added to a server.Server
+	svc := proxy.NewService("chat", app, proxy.Options{Logger: quiet})
+	svc.AddTCP("127.0.0.1:0")
+	svc.SetLogger(quiet)
+	srv := server.New(server.Options{GracePeriod: time.Second, Logger: quiet})
+	srv.AddService(svc)
+	done := make(chan error, 1)
+	go func() { done <- srv.RunServices(context.Background()) }()
+	defer func() { srv.Shutdown(true); <-done }()
+	addr := waitListening(svc)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/chat", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.CloseNow()
+	for _, msg := range []string{"my password is 1234", "", "still here"} {
+		c.Write(ctx, websocket.MessageText, []byte(msg))
+	}
+	for range 2 { // the empty message was dropped
+		_, data, err := c.Read(ctx)
+		fmt.Printf("%q %v\n", data, err)
+	}
+	c.Write(ctx, websocket.MessageText, []byte("/shutdown now"))
+	_, _, err = c.Read(ctx)
+	var ce websocket.CloseError
+	errors.As(err, &ce)
+	fmt.Println(ce.Code, ce.Reason)
+	// Output:
+	// "my ******** is 1234" <nil>
+	// "still here" <nil>
+	// StatusPolicyViolation command not allowed
 }
