@@ -2,7 +2,6 @@ package connector
 
 import (
 	"syscall"
-	"time"
 
 	"github.com/pingora-go/pingora/internal/sock"
 	"github.com/pingora-go/pingora/pool"
@@ -49,5 +48,5 @@ func (pc *pooledConn) check() bool {
 // park prepares a session for the pool: no deadline may fire while it is idle.
 func park(s *h1.ClientSession) {
 	s.Release()
-	s.Conn().SetDeadline(time.Time{})
+	s.ClearDeadlines()
 }

@@ -68,7 +68,22 @@ func (c *ClientSession) Conn() net.Conn { return c.conn }
 
 // SetTimeouts changes the per-read and per-write timeouts (0 = none).
 func (c *ClientSession) SetTimeouts(read, write time.Duration) {
+	if read != c.rd.timeout {
+		c.rd.armed = time.Time{}
+	}
+	if write != c.wr.timeout {
+		c.wr.armed = time.Time{}
+	}
 	c.rd.timeout, c.wr.timeout = read, write
+}
+
+// ClearDeadlines removes the connection's read and write deadlines, for a connection that
+// waits idle in a pool. The session sets its own again on its next read and write. (The
+// session keeps a deadline armed across reads and writes; a deadline set on Conn directly
+// must be followed by ClearDeadlines or the end of the session.)
+func (c *ClientSession) ClearDeadlines() error {
+	c.rd.armed, c.wr.armed = time.Time{}, time.Time{}
+	return c.conn.SetDeadline(time.Time{})
 }
 
 // Exchanges returns how many requests were written on this connection.

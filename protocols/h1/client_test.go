@@ -453,3 +453,44 @@ func TestClientHijackAfter101(t *testing.T) {
 		t.Fatal("upgraded connection reusable")
 	}
 }
+
+// Every read gets at least its timeout, also after earlier reads armed the deadline (the body
+// read that waits half the timeout for its byte leaves the next read too little, which re-arms),
+// and the deadline is not moved on every read (a read that starts with at least the timeout
+// left keeps the armed one).
+func TestClientReadTimeoutAfterEarlierReads(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	sent := make(chan struct{})
+	c := upstream(t, &ClientOptions{ReadTimeout: timeout}, func(conn net.Conn, br *bufio.Reader) {
+		http.ReadRequest(br)
+		// The head now, the body's first byte after a pause, then nothing.
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+		<-sent
+		time.Sleep(timeout / 2)
+		io.WriteString(conn, "a")
+		io.Copy(io.Discard, br)
+	})
+	if err := c.WriteRequestHeader(get("/")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReadResponseHeader(); err != nil {
+		t.Fatal(err)
+	}
+	armed := c.rd.armed
+	close(sent)
+	if b, err := c.ReadBody(); len(b) != 1 || err != nil {
+		t.Fatalf("first body byte: %q %v", b, err)
+	}
+	if c.rd.armed != armed {
+		t.Errorf("a read started right after the head's re-armed the deadline")
+	}
+	start := time.Now()
+	_, err := c.ReadBody()
+	took := time.Since(start)
+	if perr.StatusFor(err) != 504 {
+		t.Fatalf("err %v, want an upstream ReadTimedout (504)", err)
+	}
+	if took < timeout || took > timeout*5/4+time.Second {
+		t.Fatalf("the read timed out after %v, want between %v and %v", took, timeout, timeout*5/4)
+	}
+}

@@ -41,8 +41,25 @@ type reader struct {
 	// absolute time (used to bound a whole head).
 	timeout  time.Duration
 	deadline time.Time
+	// armed is the read deadline this reader last set for timeout; zero when the
+	// connection's deadline is anything else (see coarseDeadline).
+	armed time.Time
 	// eof records that the peer closed its side.
 	eof bool
+}
+
+// coarseDeadline returns the deadline to arm for an operation bounded by timeout, or the zero
+// time when the one armed (a deadline this session set itself) still gives the operation at
+// least timeout. An armed deadline lies timeout×5/4 ahead, so that it is set again only after a
+// quarter of the timeout has passed: each read or write gets between timeout and timeout×5/4,
+// and a busy connection changes its deadline (a timer update in the runtime) rarely instead of
+// on every read and write.
+func coarseDeadline(armed time.Time, timeout time.Duration) time.Time {
+	now := time.Now()
+	if !armed.IsZero() && armed.Sub(now) >= timeout {
+		return time.Time{}
+	}
+	return now.Add(timeout + timeout/4)
 }
 
 func (rd *reader) buffered() int { return rd.w - rd.r }
@@ -121,12 +138,16 @@ func (rd *reader) fill() error {
 		return io.EOF
 	}
 	if !rd.deadline.IsZero() {
+		rd.armed = time.Time{}
 		if err := rd.conn.SetReadDeadline(rd.deadline); err != nil {
 			return rd.wrapErr(err)
 		}
 	} else if rd.timeout > 0 {
-		if err := rd.conn.SetReadDeadline(time.Now().Add(rd.timeout)); err != nil {
-			return rd.wrapErr(err)
+		if d := coarseDeadline(rd.armed, rd.timeout); !d.IsZero() {
+			if err := rd.conn.SetReadDeadline(d); err != nil {
+				return rd.wrapErr(err)
+			}
+			rd.armed = d
 		}
 	}
 	n, err := rd.conn.Read(rd.buf[rd.w:])
@@ -181,6 +202,7 @@ type writer struct {
 	buf     []byte
 	source  perr.Source
 	timeout time.Duration
+	armed   time.Time // as reader.armed, for the write deadline
 	err     error
 }
 
@@ -219,9 +241,12 @@ func (wr *writer) write(p []byte) error {
 
 func (wr *writer) raw(p []byte) error {
 	if wr.timeout > 0 {
-		if err := wr.conn.SetWriteDeadline(time.Now().Add(wr.timeout)); err != nil {
-			wr.err = ioError(err, wr.source, true)
-			return wr.err
+		if d := coarseDeadline(wr.armed, wr.timeout); !d.IsZero() {
+			if err := wr.conn.SetWriteDeadline(d); err != nil {
+				wr.err = ioError(err, wr.source, true)
+				return wr.err
+			}
+			wr.armed = d
 		}
 	}
 	if _, err := wr.conn.Write(p); err != nil {
