@@ -101,7 +101,7 @@ func (p *Proxy[C]) backgroundAttempts(s *Session, ctx *C) error {
 		if err != nil {
 			return err
 		}
-		peer, hs, reused := a.peer, a.hs, a.reused
+		peer, reused := a.peer, a.reused
 		if e != nil {
 			if retry, decided := e.Retry.Decided(); decided && retry {
 				last = e
@@ -110,15 +110,7 @@ func (p *Proxy[C]) backgroundAttempts(s *Session, ctx *C) error {
 			return e
 		}
 		s.Timings.Connected = time.Now()
-		err = p.app.ConnectedToUpstream(s, reused, peer, ctx)
-		if err == nil {
-			if hs.H2 != nil {
-				err = p.backgroundExchange(s, (*h2Up)(hs.H2), true, ctx)
-			} else {
-				err = p.backgroundExchange(s, (*h1Up)(hs.H1), false, ctx)
-			}
-		}
-		p.release(&a)
+		err = p.exchangeOn(s, nil, &a, ctx)
 		if err == nil {
 			return nil
 		}

@@ -109,7 +109,9 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 	for {
 		if err := up.ReadResponseHeader(); err != nil {
 			if pumping {
-				if derr := p.joinPump(st, up, true); derr != nil && isDownstream(derr) {
+				// A failure of the client or of a body phase (an error, a panic) aborted the
+				// exchange: it, not the upstream's broken response, is the request's error.
+				if derr := p.joinPump(st, up, true); derr != nil && (isDownstream(derr) || isInternal(derr)) {
 					pumping = false
 					return derr
 				}
@@ -357,6 +359,11 @@ func (p *Proxy[C]) joinPump(st *conn[C], up upstreamSession, interrupt bool) err
 func isDownstream(err error) bool {
 	e, ok := perr.As(err)
 	return ok && e.Source == perr.Downstream
+}
+
+func isInternal(err error) bool {
+	e, ok := perr.As(err)
+	return ok && e.Source == perr.Internal
 }
 
 // reusedOnly marks a failure to write on a connection as retryable when it was a reused one:

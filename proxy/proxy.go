@@ -389,6 +389,14 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 	var zero C
 	st.ctx = zero
 	ctx := &st.ctx
+	// stage is how far the request got in its logging: a panic in Logging or an observer must
+	// not run them again.
+	const (
+		notLogged = iota
+		inLogging
+		inObservers
+	)
+	stage := notLogged
 	defer func() {
 		if r := recover(); r != nil {
 			err := perr.Explain(perr.InternalError, "panic in a proxy phase").AsIn()
@@ -401,7 +409,12 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 			}
 			s.err = err
 			reuse = false
-			p.safeLogging(s, err, ctx)
+			switch stage {
+			case notLogged:
+				p.safeLogging(s, err, ctx)
+			case inLogging:
+				p.safeObservers(s)
+			}
 		}
 	}()
 
@@ -436,7 +449,9 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 		}
 	}
 	s.Timings.End = time.Now()
+	stage = inLogging
 	p.app.Logging(s, err, ctx)
+	stage = inObservers
 	for _, o := range p.opts.Observers {
 		o.RequestDone(s)
 	}
@@ -461,12 +476,24 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
 // safeLogging runs the Logging phase and the observers after a panic, containing a panic of
 // their own.
 func (p *Proxy[C]) safeLogging(s *Session, err error, ctx *C) {
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				p.log.Error("panic in Logging", "panic", r)
+			}
+		}()
+		p.app.Logging(s, err, ctx)
+	}()
+	p.safeObservers(s)
+}
+
+// safeObservers tells the observers that the request is done, containing a panic of theirs.
+func (p *Proxy[C]) safeObservers(s *Session) {
 	defer func() {
 		if r := recover(); r != nil {
-			p.log.Error("panic in Logging", "panic", r)
+			p.log.Error("panic in an observer", "panic", r)
 		}
 	}()
-	p.app.Logging(s, err, ctx)
 	for _, o := range p.opts.Observers {
 		o.RequestDone(s)
 	}
@@ -577,6 +604,47 @@ func (p *Proxy[C]) release(a *attempt) {
 	}
 }
 
+// abandon ends an attempt cut short by a panic: its connection (or HTTP/2 stream), in an
+// unknown state, is closed instead of pooled, and the slot is given back.
+func (p *Proxy[C]) abandon(a *attempt) {
+	if a.hs.H2 != nil {
+		a.hs.H2.Abort()
+	} else if a.hs.H1 != nil {
+		a.hs.H1.MarkBroken()
+	}
+	p.release(a)
+}
+
+// exchangeOn runs ConnectedToUpstream and the exchange of s on an attempt's connection (a
+// background revalidation's when st is nil), then releases the attempt; when a phase panics,
+// the attempt is abandoned on the way out, so that neither the connection nor the in-flight
+// slot leaks.
+func (p *Proxy[C]) exchangeOn(s *Session, st *conn[C], a *attempt, ctx *C) (err error) {
+	done := false
+	defer func() {
+		if !done {
+			p.abandon(a)
+		}
+	}()
+	hs := a.hs
+	err = p.app.ConnectedToUpstream(s, a.reused, a.peer, ctx)
+	if err == nil {
+		switch {
+		case st == nil && hs.H2 != nil:
+			err = p.backgroundExchange(s, (*h2Up)(hs.H2), true, ctx)
+		case st == nil:
+			err = p.backgroundExchange(s, (*h1Up)(hs.H1), false, ctx)
+		case hs.H2 != nil:
+			err = p.proxyExchange(st, (*h2Up)(hs.H2), nil, ctx)
+		default:
+			err = p.proxyExchange(st, (*h1Up)(hs.H1), hs.H1, ctx)
+		}
+	}
+	done = true
+	p.release(a)
+	return err
+}
+
 // proxyToUpstream runs the attempt loop: choose a peer, connect, proxy; retry while errors
 // are marked retryable and MaxRetries allows.
 func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
@@ -588,7 +656,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 		if err != nil {
 			return err
 		}
-		peer, hs, reused := a.peer, a.hs, a.reused
+		peer, reused := a.peer, a.reused
 		if e != nil {
 			if retry, decided := e.Retry.Decided(); decided && retry && !s.respStarted {
 				p.log.Warn("retrying after connect failure", "request", p.app.RequestSummary(s, ctx), "error", e.Error(), "attempt", s.attempts)
@@ -601,15 +669,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 		for _, o := range p.opts.Observers {
 			o.UpstreamConnected(s, reused, s.Timings.Connected.Sub(connStart))
 		}
-		err = p.app.ConnectedToUpstream(s, reused, peer, ctx)
-		if err == nil {
-			if hs.H2 != nil {
-				err = p.proxyExchange(st, (*h2Up)(hs.H2), nil, ctx)
-			} else {
-				err = p.proxyExchange(st, (*h1Up)(hs.H1), hs.H1, ctx)
-			}
-		}
-		p.release(&a)
+		err = p.exchangeOn(s, st, &a, ctx)
 		if err == nil {
 			return nil
 		}

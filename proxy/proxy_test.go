@@ -788,11 +788,13 @@ func TestPanicInRequestBodyFilter(t *testing.T) {
 	addr, _ := startProxy(t, app, proxy.Options{})
 	client := newClient()
 	resp, err := client.Post("http://"+addr+"/panic", "text/plain", strings.NewReader("body"))
-	if err == nil {
-		resp.Body.Close()
-		if resp.StatusCode != 500 && resp.StatusCode != 502 {
-			t.Fatalf("status %d, want a 5xx", resp.StatusCode)
-		}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// The panic, not the upstream exchange it aborted, is the request's error.
+	if resp.StatusCode != 500 {
+		t.Fatalf("status %d, want 500", resp.StatusCode)
 	}
 	resp, err = client.Post("http://"+addr+"/fine", "text/plain", strings.NewReader("body"))
 	if err != nil {
@@ -913,5 +915,80 @@ func TestFreshConnectionResetRetriesIdempotentOnly(t *testing.T) {
 				t.Fatalf("status %d, want %d (last error %v)", resp.StatusCode, tc.want, app.lastErr.Load())
 			}
 		})
+	}
+}
+
+// A panic after the upstream connection was made gives back the attempt's in-flight slot and
+// does not pool the connection: with a limit of one request in flight, the next request is
+// served, not shed.
+func TestPanicAfterConnectReleasesTheAttempt(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	peer := mustPeer(t, origin.addr)
+	peer.Options.MaxInflight = 1
+	app := &testApp{peers: []*upstream.Peer{peer}}
+	app.respFilter = func(resp *header.ResponseHeader) {
+		if v, ok := resp.Get("X-Path"); ok && string(v) == "/panic" {
+			panic("response boom")
+		}
+	}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	client := newClient()
+	for i := range 3 {
+		resp, err := client.Get("http://" + addr + "/panic")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 500 {
+			t.Fatalf("panicking request %d: status %d, want 500", i, resp.StatusCode)
+		}
+		resp, err = client.Get("http://" + addr + "/fine")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("after panic %d: status %d, want 200 (the slot leaked)", i, resp.StatusCode)
+		}
+	}
+}
+
+// loggingPanicApp panics in Logging.
+type loggingPanicApp struct {
+	testApp
+	calls atomic.Int64
+}
+
+func (a *loggingPanicApp) Logging(*proxy.Session, error, *testCtx) {
+	a.calls.Add(1)
+	panic("logging boom")
+}
+
+// A panic in Logging is contained, Logging does not run again for that request, and the
+// connection goes on serving.
+func TestPanicInLogging(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &loggingPanicApp{testApp: testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	client := newClient()
+	for i := range 2 {
+		resp, err := client.Get("http://" + addr + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d", i, resp.StatusCode)
+		}
+		want := int64(i + 1)
+		deadline := time.Now().Add(5 * time.Second)
+		for app.calls.Load() < want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		// A second call would follow the first at once: give it the time to show.
+		time.Sleep(100 * time.Millisecond)
+		if n := app.calls.Load(); n != want {
+			t.Fatalf("Logging ran %d times for %d requests", n, want)
+		}
 	}
 }

@@ -48,8 +48,13 @@ func (f *flags) quickFlags() string {
 		return "--h2c"
 	case f.upstreamH2:
 		return "--upstream-h2"
-	case len(f.tls.certs) > 0 || len(f.tls.keys) > 0 || f.tls.clientCA != "" || f.tls.upstreamTLS:
+	case len(f.tls.certs) > 0 || len(f.tls.keys) > 0 || f.tls.clientCA != "" || f.tls.upstreamTLS ||
+		f.tls.upstreamSNI != "" || f.tls.upstreamCA != "":
 		return "the TLS flags"
+	case f.cacheMemory != "" || f.cacheDir != "" || f.cacheDisk != "":
+		return "the cache flags"
+	case f.proxyProtocol:
+		return "--proxy-protocol"
 	}
 	return ""
 }

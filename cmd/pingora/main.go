@@ -148,6 +148,9 @@ func run(args []string, stdout io.Writer) error {
 			return runGateway(f, c, gc, stdout)
 		}
 	}
+	if f.watch != 0 || f.reloadUpgrade {
+		return fmt.Errorf("--watch-config and --reload-upgrade need a -c file of listeners and services")
+	}
 	if f.dump {
 		out, err := c.ToYAML()
 		if err != nil {

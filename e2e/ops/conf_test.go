@@ -52,3 +52,25 @@ func TestConfigurationTest(t *testing.T) {
 		}
 	})
 }
+
+// Quick-mode flags are refused beside a file of listeners and services, and the file-only
+// flags without one, instead of being ignored.
+func TestFlagsThatDoNotApply(t *testing.T) {
+	bin := testbin.Binary(t)
+	gw := writeConf(t, t.TempDir(), "listeners: [{address: 127.0.0.1:1}]\nservices:\n  web:\n    routes: [{respond: {body: x}}]\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-t", "-c", gw, "--cache-memory", "1GiB"}, "the cache flags cannot be combined"},
+		{[]string{"-t", "-c", gw, "--proxy-protocol"}, "--proxy-protocol cannot be combined"},
+		{[]string{"-t", "-c", gw, "--upstream-sni", "x"}, "the TLS flags cannot be combined"},
+		{[]string{"-t", "--watch-config", "1s"}, "need a -c file of listeners and services"},
+		{[]string{"-t", "--reload-upgrade"}, "need a -c file of listeners and services"},
+	} {
+		out, err := exec.Command(bin, tc.args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("pingora %v: %v\n%s", tc.args, err, out)
+		}
+	}
+}
