@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"maps"
 	"net/http"
@@ -302,6 +303,47 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
+	return n, nil
+}
+
+// ReadFrom is how http.ServeContent's copy of the file (or of one range of it) reaches the
+// session: an *io.LimitedReader of the *os.File, at the range's offset, goes to
+// Session.SendFile (sendfile(2) on a plain HTTP/1 connection when nothing transforms the body);
+// anything else, such as the parts of a multipart range response, is copied through Write.
+func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.WriteHeader(200)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	lr, ok := r.(*io.LimitedReader)
+	var f *os.File
+	if ok {
+		f, ok = lr.R.(*os.File)
+	}
+	if !ok {
+		return io.Copy(struct{ io.Writer }{w}, r)
+	}
+	off, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return io.Copy(struct{ io.Writer }{w}, r)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	n := min(lr.N, st.Size()-off)
+	if len(w.buf) > 0 {
+		if w.err = w.s.WriteResponseBody(w.buf, false); w.err != nil {
+			return 0, w.err
+		}
+		w.buf = w.buf[:0]
+	}
+	if w.err = w.s.SendFile(f, off, n); w.err != nil {
+		return 0, w.err
+	}
+	lr.N -= n
 	return n, nil
 }
 

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -152,4 +155,89 @@ func TestFilesLarge(t *testing.T) {
 	if resp.StatusCode != 206 || body != string(big[65530:65546]) {
 		t.Fatalf("%d %q", resp.StatusCode, body)
 	}
+}
+
+// TestFilesEveryPath serves one file through each way a body can take: sendfile (plain
+// HTTP/1.1), the copying path (HTTP/2 cleartext; a compressing route; multipart ranges), and
+// checks every byte.
+func TestFilesEveryPath(t *testing.T) {
+	dir := t.TempDir()
+	text := []byte(strings.Repeat("all work and no play makes jack a dull boy\n", 200_000)) // 8.6 MB
+	if err := os.WriteFile(filepath.Join(dir, "big.txt"), text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen := testbin.FreeAddr(t)
+	conf := "listeners: [{address: \"" + listen + "\", h2c: true}]\nservices: {s: {routes: [\n" +
+		"  {match: {path_prefix: /z/}, rewrite: {prefix: /z/, replacement: /}, files: {root: .}, compression: true},\n" +
+		"  {files: {root: .}}]}}\n"
+	serve(t, writeFile(t, dir, conf))
+	base := "http://" + listen
+	h1 := testserve.Client(t)
+	h2c := &http.Client{Timeout: bound, Transport: &http.Transport{Protocols: h2cOnly()}}
+	t.Cleanup(h2c.CloseIdleConnections)
+	for _, tc := range []struct {
+		name   string
+		c      *http.Client
+		path   string
+		hdr    []string
+		status int
+		want   []byte
+		proto  string
+	}{
+		{"whole, HTTP/1.1 (sendfile)", h1, "/big.txt", nil, 200, text, "HTTP/1.1"},
+		{"range, HTTP/1.1 (sendfile)", h1, "/big.txt", []string{"Range", "bytes=1000000-5000000"}, 206, text[1000000:5000001], "HTTP/1.1"},
+		{"whole, h2c (copied)", h2c, "/big.txt", nil, 200, text, "HTTP/2.0"},
+		{"range, h2c (copied)", h2c, "/big.txt", []string{"Range", "bytes=7-70000"}, 206, text[7:70001], "HTTP/2.0"},
+		{"compressing route, identity accepted (sendfile)", h1, "/z/big.txt", []string{"Accept-Encoding", "identity"}, 200, text, "HTTP/1.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", base+tc.path, nil)
+			for i := 0; i+1 < len(tc.hdr); i += 2 {
+				req.Header.Set(tc.hdr[i], tc.hdr[i+1])
+			}
+			resp, err := tc.c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != tc.status || resp.Proto != tc.proto || !bytes.Equal(body, tc.want) {
+				t.Fatalf("%v: %d %s, %d bytes (want %d), equal %v", err, resp.StatusCode, resp.Proto, len(body), len(tc.want), bytes.Equal(body, tc.want))
+			}
+		})
+	}
+	t.Run("compressing route, gzip (copied through the module)", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", base+"/z/big.txt", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := h1.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Fatalf("Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+		}
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(zr)
+		if err != nil || !bytes.Equal(body, text) {
+			t.Fatalf("%v, %d bytes", err, len(body))
+		}
+	})
+	t.Run("multipart ranges (copied)", func(t *testing.T) {
+		resp, body := testserve.Do(t, h1, "GET", base+"/big.txt", "Range", "bytes=0-9,100-109")
+		if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") ||
+			!strings.Contains(body, string(text[0:10])) || !strings.Contains(body, string(text[100:110])) {
+			t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	})
+}
+
+// h2cOnly makes an http.Transport speak HTTP/2 with prior knowledge over cleartext.
+func h2cOnly() *http.Protocols {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &p
 }

@@ -89,3 +89,7 @@ func (m *CompressionModule) Done(*Session) {
 	m.Release()
 	m.b.modules.Put(m)
 }
+
+// PassesBody reports whether the response goes out as it came: neither compressed nor
+// decompressed (Session.SendFile may then use sendfile).
+func (m *CompressionModule) PassesBody() bool { return !m.Active() }

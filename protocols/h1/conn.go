@@ -239,7 +239,11 @@ func (wr *writer) write(p []byte) error {
 	return wr.raw(p)
 }
 
-func (wr *writer) raw(p []byte) error {
+// armWrite arms the write deadline for the next write (see coarseDeadline).
+func (wr *writer) armWrite() error {
+	if wr.err != nil {
+		return wr.err
+	}
 	if wr.timeout > 0 {
 		if d := coarseDeadline(wr.armed, wr.timeout); !d.IsZero() {
 			if err := wr.conn.SetWriteDeadline(d); err != nil {
@@ -248,6 +252,13 @@ func (wr *writer) raw(p []byte) error {
 			}
 			wr.armed = d
 		}
+	}
+	return nil
+}
+
+func (wr *writer) raw(p []byte) error {
+	if err := wr.armWrite(); err != nil {
+		return err
 	}
 	if _, err := wr.conn.Write(p); err != nil {
 		wr.err = ioError(err, wr.source, true)

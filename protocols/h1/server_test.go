@@ -84,6 +84,17 @@ func serve(t *testing.T, s *ServerSession, h handler) error {
 // yields serve's result.
 func startServer(t *testing.T, opts *ServerOptions, h handler) (net.Conn, <-chan error) {
 	t.Helper()
+	return startServerOpts(t, opts, nil, h)
+}
+
+// startServerWith is startServer with the accepted connection wrapped by wrap.
+func startServerWith(t *testing.T, wrap func(net.Conn) net.Conn, h handler) (net.Conn, <-chan error) {
+	t.Helper()
+	return startServerOpts(t, nil, wrap, h)
+}
+
+func startServerOpts(t *testing.T, opts *ServerOptions, wrap func(net.Conn) net.Conn, h handler) (net.Conn, <-chan error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +106,9 @@ func startServer(t *testing.T, opts *ServerOptions, h handler) (net.Conn, <-chan
 		if err != nil {
 			done <- err
 			return
+		}
+		if wrap != nil {
+			conn = wrap(conn)
 		}
 		s := NewServerSession(conn, opts)
 		done <- serve(t, s, h)

@@ -67,6 +67,15 @@ type sysConn struct {
 // SyscallConn returns the raw connection of the socket underneath.
 func (c *sysConn) SyscallConn() (syscall.RawConn, error) { return c.sc.SyscallConn() }
 
+// ReadFrom passes the copy to the socket underneath, which uses sendfile(2) for a file (a TCP
+// socket's ReadFrom), when it has ReadFrom.
+func (c *sysConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
 // HeaderOf returns the PROXY header c started with, looking through a *tls.Conn, or nil when
 // c did not come from a listener that reads one.
 func HeaderOf(c net.Conn) *Header {
