@@ -41,12 +41,7 @@ type Compression struct {
 
 // setScalar lets a route's compression be written as true or false.
 func (c *Compression) setScalar(s string) error {
-	switch s {
-	case "true", "false":
-		c.Enabled = ptr(s == "true")
-		return nil
-	}
-	return errWant("true, false or a mapping of compression settings")
+	return setSwitch(s, &c.Enabled, "compression settings")
 }
 
 // scalarSchemaType is the JSON Schema type of the scalar form.

@@ -67,12 +67,18 @@ type ProxyProtocol struct {
 
 // setScalar lets a listener's proxy_protocol be written as true or false.
 func (pp *ProxyProtocol) setScalar(s string) error {
+	return setSwitch(s, &pp.Enabled, "PROXY protocol settings")
+}
+
+// setSwitch reads the scalar form of a setting that is true, false or a mapping: "true" or
+// "false" into *on; what names the mapping in the error.
+func setSwitch(s string, on **bool, what string) error {
 	switch s {
 	case "true", "false":
-		pp.Enabled = ptr(s == "true")
+		*on = ptr(s == "true")
 		return nil
 	}
-	return errWant("true, false or a mapping of PROXY protocol settings")
+	return errWant("true, false or a mapping of " + what)
 }
 
 // scalarSchemaType is the JSON Schema type of the scalar form.

@@ -48,12 +48,7 @@ type WebSocket struct {
 
 // setScalar lets the route's websocket be written as true or false.
 func (w *WebSocket) setScalar(s string) error {
-	switch s {
-	case "true", "false":
-		w.Allow = ptr(s == "true")
-		return nil
-	}
-	return errWant("true, false or a mapping of websocket settings")
+	return setSwitch(s, &w.Allow, "websocket settings")
 }
 
 // scalarSchemaType is the JSON Schema type of the scalar form.

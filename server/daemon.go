@@ -43,15 +43,13 @@ func (s *Server) detach() error {
 	cmd := exec.Command(exe, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), daemonEnv+"=1", readyFdEnv+"="+strconv.Itoa(readyFd))
 	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if s.conf.ErrorLog != "" {
-		f, err := os.OpenFile(s.conf.ErrorLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-		if err != nil {
-			w.Close()
-			return fmt.Errorf("server: daemon: error log: %w", err)
-		}
-		defer f.Close()
-		cmd.Stderr = f
+	logFile, err := s.asDaemon(cmd)
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("server: daemon: %w", err)
+	}
+	if logFile != nil {
+		defer logFile.Close()
 	}
 	err = cmd.Start()
 	w.Close()
@@ -70,6 +68,22 @@ func (s *Server) detach() error {
 	}
 	werr := cmd.Wait()
 	return fmt.Errorf("server: daemon exited before it was ready: %v", werr)
+}
+
+// asDaemon makes cmd start as a daemon's background copy: in a session of its own, with its
+// standard error on the error log when there is one (the file returned, which the caller
+// closes once cmd started) and its other streams on /dev/null.
+func (s *Server) asDaemon(cmd *exec.Cmd) (*os.File, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if s.conf.ErrorLog == "" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(s.conf.ErrorLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("error log: %w", err)
+	}
+	cmd.Stderr = f
+	return f, nil
 }
 
 // notifyReady tells the process that started this one and waits for it (a daemon's

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -73,15 +72,13 @@ func (s *Server) reexec() error {
 	if IsDaemonChild() {
 		// The new instance is the daemon's background copy itself: it writes the pid file.
 		cmd.Env = append(cmd.Env, daemonEnv+"=1")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if s.conf.ErrorLog != "" {
-			f, err := os.OpenFile(s.conf.ErrorLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-			if err != nil {
-				w.Close()
-				return fmt.Errorf("error log: %w", err)
-			}
-			defer f.Close()
-			cmd.Stderr = f
+		logFile, err := s.asDaemon(cmd)
+		if err != nil {
+			w.Close()
+			return err
+		}
+		if logFile != nil {
+			defer logFile.Close()
 		}
 	} else {
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr

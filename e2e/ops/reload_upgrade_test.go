@@ -53,18 +53,8 @@ func TestReloadUpgradesForListeners(t *testing.T) {
 	cur := testbin.Start(t, bin, "-c", cfg, "--reload-upgrade")
 	cur.WaitListening(kept, removed)
 
-	var c counter
-	stop := make(chan struct{})
-	wg := load(&c, kept, 6, stop)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
-	waitRequests(t, &c, 200)
+	c, stop := startLoad(t, kept, 6)
+	waitRequests(t, c, 200)
 
 	write(kept, added)
 	cur.Signal(syscall.SIGHUP)
@@ -83,7 +73,7 @@ func TestReloadUpgradesForListeners(t *testing.T) {
 	// The new process writes to the old one's standard error, which the test reads: wait for
 	// the old process by its pid, not for the end of that stream.
 	waitGone(t, cur.Pid())
-	waitRequests(t, &c, 200)
+	waitRequests(t, c, 200)
 	if status, body, err := get("http://" + added + "/new"); err != nil || status != 200 || body != "ok" {
 		t.Fatalf("the added listener does not serve: %d %q %v", status, body, err)
 	}
@@ -103,9 +93,8 @@ func TestReloadUpgradesForListeners(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur.WaitLog("self-upgrade aborted; still serving", "was not ready")
-	waitRequests(t, &c, 200)
-	close(stop)
-	wg.Wait()
+	waitRequests(t, c, 200)
+	stop()
 	t.Logf("%d requests succeeded, %d failed, %d refused", c.ok.Load(), c.failed.Load(), c.refused.Load())
 	if c.failed.Load() != 0 || c.refused.Load() != 0 {
 		t.Fatalf("%d failed requests (%d refused connections); first errors: %v", c.failed.Load(), c.refused.Load(), c.errs)

@@ -50,6 +50,21 @@ func load(c *counter, addr string, workers int, stop <-chan struct{}) *sync.Wait
 	return &wg
 }
 
+// startLoad runs load against addr until the returned stop is called (at the latest when the
+// test ends); stop waits for the workers and may be called more than once.
+func startLoad(t *testing.T, addr string, workers int) (*counter, func()) {
+	c := &counter{}
+	ch := make(chan struct{})
+	wg := load(c, addr, workers, ch)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() { close(ch) })
+		wg.Wait()
+	}
+	t.Cleanup(stop)
+	return c, stop
+}
+
 // waitRequests waits until the load has made n more successful requests, at most waitBound.
 func waitRequests(t *testing.T, c *counter, n int64) {
 	t.Helper()
@@ -77,18 +92,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	cur := testbin.Start(t, bin, args...)
 	cur.WaitLog("service started")
 
-	var c counter
-	stop := make(chan struct{})
-	wg := load(&c, addr, 8, stop)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}()
-	waitRequests(t, &c, 200)
+	c, stop := startLoad(t, addr, 8)
+	waitRequests(t, c, 200)
 
 	const upgrades = 3
 	for i := range upgrades {
@@ -96,17 +101,16 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		next.WaitLog("waiting for the old process")
 		cur.Signal(syscall.SIGQUIT)
 		next.WaitLog("service started")
-		waitRequests(t, &c, 200)
+		waitRequests(t, c, 200)
 		// The old process keeps accepting for the close timeout, then drains and exits.
 		if err := cur.Wait(waitBound); err != nil {
 			t.Fatalf("upgrade %d: old process exited with %v\n%s", i+1, err, cur.Log())
 		}
 		cur.WaitLog("listening sockets handed over")
-		waitRequests(t, &c, 200)
+		waitRequests(t, c, 200)
 		cur = next
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 
 	t.Logf("%d requests succeeded, %d failed, %d refused", c.ok.Load(), c.failed.Load(), c.refused.Load())
 	if c.failed.Load() != 0 || c.refused.Load() != 0 {
