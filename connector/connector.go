@@ -42,18 +42,14 @@ type Options struct {
 	// KeyLogWriter, when set, receives the TLS secrets of upstream connections in NSS key log
 	// format, for debugging with a packet analyzer (debug_ssl_keylog). It weakens security.
 	KeyLogWriter io.Writer
-	// ReuseCheckAfter is how long a connection must have been idle in the pool before its
-	// socket is checked (a non-blocking peek: has the server closed it, or sent something
-	// unasked?) on reuse. Busier connections are reused without the check, which saves a
-	// system call per request; one the server closed in that short time fails on its first
-	// write or before any response byte, and the request is retried as on any reused
-	// connection. 0 means DefaultReuseCheckAfter; negative checks every reuse.
+	// ReuseCheckAfter, when positive, spares the socket check (a non-blocking peek: has the
+	// server closed the connection, or sent something unasked?) on the reuse of a connection
+	// released less than this long ago, which saves a system call per request under load. A
+	// server that closed such a connection in that short time makes the request fail on its
+	// first write or before any response byte: retried when it can be (its body was read
+	// whole), else answered 502. 0 (the default) checks every reuse.
 	ReuseCheckAfter time.Duration
 }
-
-// DefaultReuseCheckAfter is the default of Options.ReuseCheckAfter: far below any server's
-// idle timeout.
-const DefaultReuseCheckAfter = time.Second
 
 // DefaultPoolSize is the reference's upstream_keepalive_pool_size.
 const DefaultPoolSize = 128
@@ -92,16 +88,12 @@ func New(opts Options) *Connector {
 	if opts.PoolSize <= 0 {
 		opts.PoolSize = DefaultPoolSize
 	}
-	if opts.ReuseCheckAfter == 0 {
-		opts.ReuseCheckAfter = DefaultReuseCheckAfter
-	}
 	return &Connector{
 		opts: opts,
 		pool: pool.New(pool.Options[*pooledConn]{
-			Capacity:  opts.PoolSize,
-			MaxPerKey: opts.MaxIdlePerPeer,
-			Alive:     (*pooledConn).check,
-			// A negative ReuseCheckAfter becomes 0 here: every reuse is checked.
+			Capacity:   opts.PoolSize,
+			MaxPerKey:  opts.MaxIdlePerPeer,
+			Alive:      (*pooledConn).check,
 			AliveAfter: max(opts.ReuseCheckAfter, 0),
 		}),
 	}
@@ -142,7 +134,17 @@ func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientS
 		return nil, false, perr.Because(perr.InternalError, "connecting to "+peer.String(), ErrH2Only).AsIn()
 	}
 	if o.IdleTimeout >= 0 {
-		if pc, ok := c.pool.Get(peer.ReuseHash()); ok {
+		// A session broken while it sat in the pool (aborted from another goroutine just
+		// as it was released) is not handed out, even unchecked (ReuseCheckAfter).
+		for {
+			pc, ok := c.pool.Get(peer.ReuseHash())
+			if !ok {
+				break
+			}
+			if pc.s.Broken() {
+				pc.Close()
+				continue
+			}
 			c.reuses.Add(1)
 			pc.s.SetTimeouts(orDefault(o.ReadTimeout, DefaultReadTimeout), orDefault(o.WriteTimeout, DefaultWriteTimeout))
 			return pc.s, true, nil

@@ -35,6 +35,9 @@ func (pc *pooledConn) Close() error { return pc.s.Close() }
 // check reports whether the idle connection can carry another request: the peer has not
 // closed it and has sent nothing unsolicited.
 func (pc *pooledConn) check() bool {
+	if pc.s.Broken() {
+		return false
+	}
 	if pc.rc == nil || !sock.Supported {
 		return pool.ConnAlive(pc.s.Conn())
 	}

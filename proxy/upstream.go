@@ -47,7 +47,7 @@ func (u *h1Up) response() *header.ResponseHeader            { return &u.cs().Res
 func (u *h1Up) ReadBody() ([]byte, error)                   { return u.cs().ReadBody() }
 func (u *h1Up) BodyDone() bool                              { return u.cs().BodyDone() }
 func (u *h1Up) Trailers() *header.Fields                    { return u.cs().Trailers() }
-func (u *h1Up) abort()                                      { u.cs().Conn().Close() }
+func (u *h1Up) abort()                                      { u.cs().MarkBroken(); u.cs().Conn().Close() }
 func (u *h1Up) stopRequest()                                { u.cs().Conn().SetWriteDeadline(time.Now()) }
 func (u *h1Up) markBroken()                                 { u.cs().MarkBroken() }
 

@@ -259,6 +259,9 @@ func (c *ClientSession) Reusable() bool {
 // MarkBroken records that the connection must not be reused.
 func (c *ClientSession) MarkBroken() { c.broken.Store(true) }
 
+// Broken reports whether MarkBroken was called: the connection must not be reused.
+func (c *ClientSession) Broken() bool { return c.broken.Load() }
+
 // Release returns the buffers to the pool while the connection sits idle in a pool.
 func (c *ClientSession) Release() {
 	c.rd.release()
