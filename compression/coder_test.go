@@ -288,3 +288,44 @@ func FuzzDecoder(f *testing.F) {
 		}
 	})
 }
+
+// Every coding decodes whatever the size of the pieces the coded body arrives in, down to one
+// byte (brotli's reader calls a stream whose last bytes came one by one "excessive input");
+// bytes after the end of a stream, in a later piece, are still an error.
+func TestDecoderEveryPieceSize(t *testing.T) {
+	for _, body := range [][]byte{[]byte("000000010002"), []byte("x"), corpus(3000)} {
+		for _, c := range allCodings {
+			in := encodeAll(t, c, body)
+			for size := 1; size <= len(in); size++ {
+				d := NewDecoder(c, 1<<20)
+				var out []byte
+				pieces := split(in, size)
+				for i, p := range pieces {
+					o, err := d.Decode(nil, p, i == len(pieces)-1)
+					out = append(out, o...)
+					if err != nil {
+						t.Fatalf("%v, %d-byte body, pieces of %d: piece %d: %v", c, len(body), size, i, err)
+					}
+				}
+				d.Release()
+				if !bytes.Equal(out, body) {
+					t.Fatalf("%v, pieces of %d: decoded %d bytes, want %d", c, size, len(out), len(body))
+				}
+				if size > 64 {
+					size += size / 8 // fewer sizes for long inputs
+				}
+			}
+			d := NewDecoder(c, 1<<20)
+			out, err := d.Decode(nil, in, false)
+			if err == nil {
+				var more []byte
+				more, err = d.Decode(nil, []byte("garbage after the end"), true)
+				out = append(out, more...)
+			}
+			d.Release()
+			if err == nil {
+				t.Errorf("%v: bytes after the end of the stream were accepted", c)
+			}
+		}
+	}
+}

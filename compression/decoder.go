@@ -116,6 +116,9 @@ func (d *Decoder) Decode(dst, p []byte, last bool) ([]byte, error) {
 	return out, d.err
 }
 
+// brotliExcessiveInput is andybalholm/brotli's error for input past the end of the stream.
+const brotliExcessiveInput = "brotli: excessive input"
+
 // run decodes on its own goroutine until the stream ends, fails or the decoder is released.
 func (d *Decoder) run() {
 	var r io.Reader
@@ -148,6 +151,14 @@ func (d *Decoder) run() {
 	}
 	if err == io.ErrUnexpectedEOF && !d.sawInput {
 		// An empty body: nothing to decode, which brotli would call truncated.
+		err = io.EOF
+	}
+	if d.coding == Brotli && err != nil && err.Error() == brotliExcessiveInput && d.last && len(d.cur) == 0 {
+		// andybalholm/brotli ends a stream whose last bytes arrived one by one with this
+		// error, counting bytes of its own input buffer that the stream did use. The
+		// source holds the body's last byte back until the decoder asks for it: when the
+		// decoder took it, the stream ended with the body and ended well; when it did not,
+		// bytes followed the stream, and the error stands.
 		err = io.EOF
 	}
 	d.ev <- err
@@ -226,7 +237,13 @@ func (s source) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	s.d.sawInput = true
-	n := copy(p, s.d.cur)
+	avail := s.d.cur
+	if s.d.coding == Brotli && s.d.last && len(avail) > 1 {
+		// Hold the body's last byte back until brotli asks for it: a stream that ends
+		// without it had bytes after its end (see run).
+		avail = avail[:len(avail)-1]
+	}
+	n := copy(p, avail)
 	s.d.cur = s.d.cur[n:]
 	return n, nil
 }
