@@ -112,3 +112,12 @@ func (s *sketch) age() {
 		}
 	}
 }
+
+// clear zeroes every counter and starts a new aging period, for a sketch
+// whose counts no longer tell what is popular.
+func (s *sketch) clear() {
+	for i := range s.table {
+		s.table[i].Store(0)
+	}
+	s.additions.Store(0)
+}

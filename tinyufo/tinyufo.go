@@ -12,8 +12,10 @@
 // sketch stands in for S3-FIFO's ghost queue (an entry whose frequency
 // reaches 3 goes to, or stays in, main). Both raise hit ratios by 1 to 3
 // points on Zipf traces; see bench/cache. And the cache notices when the
-// popular keys change (its hit ratio falls sharply) and then forgets old
-// frequencies faster; see adapter.
+// popular keys change (hits move from entries cached a while ago to ones
+// cached since, and fall): it then clears the sketch and the use counters
+// and turns to recency, with small taking most of the limit, until it has
+// been refilled; see adapter.
 //
 // Like the reference, the cache stores the 64-bit hash of a key, not the key:
 // two keys whose hashes collide (a chance of about n²/2⁶⁵ for n keys, under a
@@ -32,6 +34,7 @@ const (
 	maxUses  = 3      // as the reference: counts saturate at 3
 	inMain   = 1 << 2 // queued in main, else in small
 	gone     = 1 << 3 // removed or replaced; dropped when its queue reaches it
+	genShift = 4      // the bits above: the adapter's sample count at insertion
 )
 
 // mainFreq is the sketch frequency from which an entry belongs in main: a
@@ -116,7 +119,7 @@ func newCache[K comparable, V any](limit, size, sketchSize int, maxLoad float64)
 		seed:   maphash.MakeSeed(),
 		shards: make([]shard[V], n),
 		sketch: newSketch(sketchSize),
-		adapt:  newAdapter(adaptSample),
+		adapt:  newAdapter(adaptSample, size),
 		limit:  limit,
 	}
 	tomb := &entry[V]{}
@@ -144,12 +147,14 @@ func (c *Cache[K, V]) Hash(key K) uint64 { return maphash.Comparable(c.seed, key
 func (c *Cache[K, V]) Get(key K) (V, bool) {
 	h := c.Hash(key)
 	_, e := c.shard(h).table.Load().find(h)
-	c.adapt.count(e != nil)
 	if e == nil {
+		c.adapt.count(missed)
 		var zero V
 		return zero, false
 	}
-	if s := e.state.Load(); s&usesMask < maxUses {
+	s := e.state.Load()
+	c.adapt.countHit(s)
+	if s&usesMask < maxUses {
 		// Best effort: a lost race loses one use, as in the reference.
 		// Only uses that count are told to the sketch, so reads of hot
 		// entries (uses saturated) write nothing shared.
