@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pingora-go/pingora/internal/testbin"
 	"golang.org/x/sys/unix"
@@ -18,7 +19,6 @@ import (
 const reloadConf = `version: 1
 upgrade_sock: %s
 grace_period_seconds: 20
-daemon_ready_timeout_seconds: 5
 listeners:
 %s
 upstreams:
@@ -47,7 +47,8 @@ func TestReloadUpgradesForListeners(t *testing.T) {
 		for _, a := range addrs {
 			ls += "  - address: " + a + "\n"
 		}
-		return writeConf(t, dir, fmt.Sprintf(reloadConf, sock, ls, o.addr))
+		// A short ready timeout: the failing upgrade below waits for it.
+		return writeConf(t, dir, "daemon_ready_timeout_seconds: 5\n"+fmt.Sprintf(reloadConf, sock, ls, o.addr))
 	}
 	cfg := write(kept, removed)
 	cur := testbin.Start(t, bin, "-c", cfg, "--reload-upgrade")
@@ -132,7 +133,14 @@ func TestDaemonReloadUpgrades(t *testing.T) {
 	if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitGone(t, old)
+	deadline := time.Now().Add(2 * waitBound)
+	for processAlive(old) {
+		if time.Now().After(deadline) {
+			logged, _ := os.ReadFile(errLog)
+			t.Fatalf("the old daemon %d still runs after the reload\n%s", old, logged)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
