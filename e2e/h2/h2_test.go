@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/internal/testpki"
 	"github.com/pingora-go/pingora/protocols/h2"
 )
@@ -114,27 +115,8 @@ func pki(t *testing.T) (*tls.Config, string) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}, caFile
 }
 
-// tool returns the path of an installed command, looking in GOPATH/bin too, or skips (fails
-// in CI).
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	out, err := exec.Command("go", "env", "GOPATH").Output()
-	if err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		// scripts/test.sh installs every tool these tests use: in CI a missing one is a failure.
-		t.Fatalf("%s is not installed", name)
-	}
-	t.Skipf("%s is not installed", name)
-	return ""
-}
+// tool returns the path of an installed command (testbin.Tool).
+func tool(t *testing.T, name string) string { return testbin.Tool(t, name) }
 
 // run runs a command within waitBound and returns its combined output.
 func run(t *testing.T, name string, args ...string) (string, error) {

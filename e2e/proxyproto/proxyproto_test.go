@@ -24,19 +24,6 @@ import (
 
 func TestMain(m *testing.M) { testbin.Main(m) }
 
-// need returns the path of tool, failing in CI and skipping elsewhere when it is missing.
-func need(t *testing.T, tool string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed; scripts/test.sh installs it", tool)
-		}
-		t.Skipf("%s not installed", tool)
-	}
-	return p
-}
-
 // startOrigin answers every request with the X-Client field the proxy set.
 func startOrigin(t *testing.T) string {
 	t.Helper()
@@ -105,8 +92,8 @@ func expand(s string, vars map[string]string) string {
 }
 
 func TestBehindPROXYSenders(t *testing.T) {
-	haproxy := need(t, "haproxy")
-	curl := need(t, "curl")
+	haproxy := testbin.Tool(t, "haproxy")
+	curl := testbin.Tool(t, "curl")
 	dir := t.TempDir()
 	ca, err := testpki.NewCA("test CA")
 	if err != nil {
@@ -233,7 +220,7 @@ func TestBehindPROXYSenders(t *testing.T) {
 // TestQuickModeFlag: the binary's --proxy-protocol flag; the access log names the client the
 // header carries.
 func TestQuickModeFlag(t *testing.T) {
-	curl := need(t, "curl")
+	curl := testbin.Tool(t, "curl")
 	listen := testbin.FreeAddr(t)
 	p := testbin.Start(t, testbin.Binary(t), "--listen", listen, "--upstream", startOrigin(t), "--proxy-protocol", "--access-log", "-")
 	p.WaitListening(listen)

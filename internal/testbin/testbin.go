@@ -272,3 +272,24 @@ func (p *Proc) Stop(sig syscall.Signal) bool {
 		return false
 	}
 }
+
+// Tool returns the path of an installed command, looking in GOPATH/bin too (where `go install`
+// puts h2spec). A missing one skips the test, and fails it in CI (CI set), where
+// scripts/test.sh installs every tool the tests use.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed; scripts/test.sh installs it", name)
+	}
+	t.Skipf("%s is not installed", name)
+	return ""
+}
