@@ -42,6 +42,24 @@ func startTLSOrigin(t *testing.T, leaf *testpki.Leaf, ca *testpki.CA, clientCA *
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveEach(t, ln, func(c net.Conn) {
+		tc := c.(*tls.Conn)
+		if tc.Handshake() != nil {
+			return
+		}
+		cs := tc.ConnectionState()
+		client := "-"
+		if len(cs.PeerCertificates) > 0 {
+			client = cs.PeerCertificates[0].Subject.CommonName
+		}
+		tc.Write([]byte(cs.NegotiatedProtocol + " " + client + "\n"))
+	})
+	return &tlsOrigin{addr: ln.Addr().String(), ca: ca}
+}
+
+// serveEach accepts connections on ln until the test ends and handles each on its own
+// goroutine, under a 10 s deadline; the test's end closes ln and waits for the handlers.
+func serveEach(t *testing.T, ln net.Listener, handle func(net.Conn)) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
@@ -59,21 +77,11 @@ func startTLSOrigin(t *testing.T, leaf *testpki.Leaf, ca *testpki.CA, clientCA *
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				tc := c.(*tls.Conn)
-				tc.SetDeadline(time.Now().Add(10 * time.Second))
-				if tc.Handshake() != nil {
-					return
-				}
-				cs := tc.ConnectionState()
-				client := "-"
-				if len(cs.PeerCertificates) > 0 {
-					client = cs.PeerCertificates[0].Subject.CommonName
-				}
-				tc.Write([]byte(cs.NegotiatedProtocol + " " + client + "\n"))
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				handle(c)
 			}()
 		}
 	}()
-	return &tlsOrigin{addr: ln.Addr().String(), ca: ca}
 }
 
 func mustCA(t *testing.T, name string) *testpki.CA {
@@ -430,28 +438,7 @@ func TestTLSHandshakeFailure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		t.Cleanup(func() {
-			ln.Close()
-			wg.Wait()
-		})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer c.Close()
-					c.SetDeadline(time.Now().Add(10 * time.Second))
-					handle(c)
-				}()
-			}
-		}()
+		serveEach(t, ln, handle)
 		return ln.Addr().String()
 	}
 	tests := []struct {

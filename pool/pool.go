@@ -82,7 +82,7 @@ type entry[C any] struct {
 	conn     C
 	key      uint64
 	deadline time.Time // zero: no idle timeout
-	released time.Time // when Put took it
+	released time.Time // when Put took it; set only when AliveAfter or an idle timeout needs it
 
 	lruPrev, lruNext *entry[C] // LRU list, head is the most recently released
 	keyPrev, keyNext *entry[C] // key list, head is the most recently released
@@ -151,8 +151,10 @@ func (p *Pool[C]) Put(key uint64, c C, idleTimeout time.Duration) {
 		c.Close()
 		return
 	}
-	now := time.Now()
-	var deadline time.Time
+	var now, deadline time.Time
+	if idleTimeout > 0 || p.aliveAfter > 0 {
+		now = time.Now()
+	}
 	if idleTimeout > 0 {
 		deadline = now.Add(idleTimeout)
 	}
@@ -206,12 +208,15 @@ func (p *Pool[C]) Get(key uint64) (c C, ok bool) {
 		p.remove(e)
 		p.mu.Unlock()
 
-		now := time.Now()
+		var now time.Time
+		if !deadline.IsZero() || p.aliveAfter > 0 {
+			now = time.Now()
+		}
 		switch {
 		case !deadline.IsZero() && !now.Before(deadline):
 			p.expired.Add(1)
 			conn.Close()
-		case p.alive != nil && now.Sub(released) >= p.aliveAfter && !p.alive(conn):
+		case p.alive != nil && (p.aliveAfter == 0 || now.Sub(released) >= p.aliveAfter) && !p.alive(conn):
 			p.deadOnCheckout.Add(1)
 			conn.Close()
 		default:

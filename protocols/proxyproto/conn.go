@@ -191,23 +191,15 @@ func readV2(c net.Conn, first []byte, maxV2 int) (*Header, error) {
 	if _, err := io.ReadFull(c, buf[v2FixedLength:]); err != nil {
 		return nil, noHeaderEOF(err)
 	}
-	return parseOnly(buf, maxV2)
-}
-
-// parseOnly parses b, which holds exactly one header.
-func parseOnly(b []byte, maxV2 int) (*Header, error) {
-	h, _, err := Parse(b, maxV2)
+	h, _, err := Parse(buf, maxV2)
 	return h, err
 }
 
 func readV1(c net.Conn, first []byte) (*Header, error) {
 	buf := make([]byte, MaxV1Length)
 	n := copy(buf, first)
-	if h, used, err := Parse(buf[:n], 0); err != ErrIncomplete {
-		if err == nil && used != n {
-			// Impossible: a header shorter than 15 bytes does not exist.
-			return nil, errors.New("proxyproto: short version 1 header")
-		}
+	// No version 1 header is shorter than the 15 bytes read: one that is complete ends there.
+	if h, _, err := Parse(buf[:n], 0); err != ErrIncomplete {
 		return h, err
 	}
 	sc, isSock := c.(syscall.Conn)
