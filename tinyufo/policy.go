@@ -61,13 +61,13 @@ type shard[V any] struct {
 	_ [64]byte // keeps the next shard's lock off these cache lines
 }
 
-func (sh *shard[V]) init(limit int64, size int, maxLoad float64, sk *sketch, ad *adapter, tomb *entry[V]) {
+func (sh *shard[V]) init(limit int64, size int, maxLoad float64, sk *sketch, ad *adapter) {
 	sh.adapt = ad
 	sh.limit = limit
 	sh.smallLimit = limit/10 + 1
 	sh.maxLoad = maxLoad
 	sh.sketch = sk
-	sh.table.Store(newTable(int(float64(max(size, 1))/maxLoad)+1, maxLoad, tomb))
+	sh.table.Store(newTable[V](int(float64(max(size, 1))/maxLoad)+1, maxLoad))
 }
 
 // remove takes h's entry out and returns its value.
@@ -112,6 +112,12 @@ func (sh *shard[V]) publishTotals() {
 func (sh *shard[V]) put(dst *[]Item[V], h uint64, value V, weight int, force bool) {
 	weight = max(weight, 1)
 	ne := &entry[V]{hash: h, value: value, weight: uint32(weight)}
+	// Start the cache misses this put takes, on the key's sketch block, its
+	// table slot and its entry, together: the sketch's touch and a
+	// lock-free probe (as readers do) before any atomic write, which would
+	// wait for each in turn. The probe under the lock then hits.
+	sh.sketch.touch(h)
+	sh.table.Load().find(h)
 	// The sketch is lock-free: count outside the lock to keep it short.
 	freq := sh.sketch.increment(h)
 	sh.sketch.maybeAge()

@@ -122,13 +122,12 @@ func newCache[K comparable, V any](limit, size, sketchSize int, maxLoad float64)
 		adapt:  newAdapter(adaptSample, size),
 		limit:  limit,
 	}
-	tomb := &entry[V]{}
 	for i := range c.shards {
 		share := limit / n
 		if i < limit%n {
 			share++
 		}
-		c.shards[i].init(int64(share), size/n, maxLoad, c.sketch, c.adapt, tomb)
+		c.shards[i].init(int64(share), size/n, maxLoad, c.sketch, c.adapt)
 	}
 	return c
 }

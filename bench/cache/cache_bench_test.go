@@ -4,23 +4,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 )
 
-// Read throughput: Zipf(1.0) keys over 1M, a cache of 100k entries warmed on
-// the same trace, then Get (and, at 90% reads, Set on every tenth request;
-// at 0%, Set only, for the cost of writes) from b.RunParallel. Run with
-// -cpu 1,2 for GOMAXPROCS 1 and 2.
-const (
-	readKeys  = 1_000_000
-	readSize  = 100_000
-	traceMask = 1<<20 - 1
-)
-
-var readTrace = sync.OnceValue(func() []uint64 { return zipfTrace(1.0, readKeys, traceMask+1, 42) })
-
+// BenchmarkRead measures read throughput on readTrace (see readThroughput):
+// Get, and at 90 % reads Set on every tenth request, at 0 % Set only (the
+// cost of writes), from b.RunParallel. Run with -cpu 1,2 for GOMAXPROCS 1
+// and 2; `go run . -table read` runs the same workload interleaved.
 func BenchmarkRead(b *testing.B) {
 	trace := readTrace()
 	for _, reads := range []int{100, 90, 0} {

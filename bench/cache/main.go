@@ -2,11 +2,12 @@
 // and hashicorp's golang-lru in one process: hit ratios on Zipf, scan-polluted
 // and shifting-popularity traces, and heap bytes per entry at 1M entries; and the HTTP cache
 // (package cache) on Zipf traces of objects, bounded in bytes.
-// Read throughput is in the Go benchmarks beside it (go test -bench).
+// Read throughput is in the Go benchmarks beside it (go test -bench) and,
+// interleaved so that the machine's drift cancels out, in -table read.
 //
 // Usage:
 //
-//	go run . [-keys 1000000] [-len 3000000] [-table hit|mem|http|all] [-only otter,tinyufo]
+//	go run . [-keys 1000000] [-len 3000000] [-table hit|mem|http|read|all] [-only otter,tinyufo] [-rounds 15] [-ops 1000000]
 package main
 
 import (
@@ -21,8 +22,10 @@ import (
 func main() {
 	keys := flag.Int("keys", 1_000_000, "key space")
 	length := flag.Int("len", 3_000_000, "requests per trace")
-	which := flag.String("table", "all", "hit, mem, http or all")
+	which := flag.String("table", "all", "hit, mem, http, read or all")
 	only := flag.String("only", "", "comma-separated cache names to run (default all)")
+	rounds := flag.Int("rounds", 15, "read table: rounds")
+	ops := flag.Int("ops", 1_000_000, "read table: requests per cache per round")
 	flag.Parse()
 	if *only != "" {
 		var keep []impl
@@ -41,6 +44,9 @@ func main() {
 	}
 	if *which == "http" || *which == "all" {
 		httpCacheTable(20_000, 400_000)
+	}
+	if *which == "read" || *which == "all" {
+		readThroughput(*rounds, *ops)
 	}
 }
 
