@@ -54,6 +54,8 @@ type shard[V any] struct {
 	maxLoad     float64
 	adapt       *adapter // shared by all shards
 	epoch       uint32   // adapter's epoch when uses were last reset
+	vk          valueKind
+	puts        uint32 // puts so far, for decideEvery
 
 	weight atomic.Int64 // copies of the totals, for readers
 	length atomic.Int64
@@ -61,8 +63,9 @@ type shard[V any] struct {
 	_ [64]byte // keeps the next shard's lock off these cache lines
 }
 
-func (sh *shard[V]) init(limit int64, size int, maxLoad float64, sk *sketch, ad *adapter) {
+func (sh *shard[V]) init(limit int64, size int, maxLoad float64, sk *sketch, ad *adapter, vk valueKind) {
 	sh.adapt = ad
+	sh.vk = vk
 	sh.limit = limit
 	sh.smallLimit = limit/10 + 1
 	sh.maxLoad = maxLoad
@@ -102,16 +105,26 @@ func (sh *shard[V]) drop(e *entry[V]) {
 
 func (sh *shard[V]) total() int64 { return sh.small.weight + sh.main.weight }
 
+// publishTotals copies the totals for readers. It stores only what
+// changed: an update in place leaves them as they were, and their cache
+// line then stays shared with the other cores that put to this shard.
 func (sh *shard[V]) publishTotals() {
-	sh.weight.Store(sh.total())
-	sh.length.Store(int64(sh.table.Load().live))
+	if w := sh.total(); sh.weight.Load() != w {
+		sh.weight.Store(w)
+	}
+	if n := int64(sh.table.Load().live); sh.length.Load() != n {
+		sh.length.Store(n)
+	}
 }
+
+// decideEvery is how many puts to a shard go between two looks at the
+// adapter's sample (see putLocked).
+const decideEvery = 16
 
 // put does Put and ForcePut. It appends what left the cache to *dst,
 // unless dst is nil.
 func (sh *shard[V]) put(dst *[]Item[V], h uint64, value V, weight int, force bool) {
 	weight = max(weight, 1)
-	ne := &entry[V]{hash: h, value: value, weight: uint32(weight)}
 	// Start the cache misses this put takes, on the key's sketch block, its
 	// table slot and its entry, together: the sketch's touch and a
 	// lock-free probe (as readers do) before any atomic write, which would
@@ -119,15 +132,47 @@ func (sh *shard[V]) put(dst *[]Item[V], h uint64, value V, weight int, force boo
 	sh.sketch.touch(h)
 	sh.table.Load().find(h)
 	// The sketch is lock-free: count outside the lock to keep it short.
-	freq := sh.sketch.increment(h)
-	sh.sketch.maybeAge()
-	sh.adapt.maybeDecide(sh.sketch)
+	freq, due := sh.sketch.increment(h)
+	if due {
+		sh.sketch.maybeAge()
+	}
+	if sh.putLocked(dst, h, value, weight, force, freq) {
+		sh.adapt.maybeDecide(sh.sketch)
+	}
+}
+
+// putLocked is put under the shard's lock, given the key's frequency. It
+// reports whether to see if the adapter has a sample to judge: one put in
+// decideEvery per shard does, as the count of a sample is on cache lines
+// that readers on every core write.
+func (sh *shard[V]) putLocked(dst *[]Item[V], h uint64, value V, weight int, force bool, freq uint8) (decide bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.puts++
+	decide = sh.puts%decideEvery == 0
 	t := sh.table.Load()
+	i, old := t.find(h)
+	if old != nil && sh.vk != valueBoxed && int64(weight) <= sh.limit && weight <= math.MaxUint32 {
+		// Update in place: the entry keeps its queue position and age,
+		// plus a use.
+		report(dst, old)
+		old.store(sh.vk, value)
+		sh.queueOf(old).weight += int64(weight) - int64(old.weight)
+		old.weight = uint32(weight)
+		for {
+			s := old.state.Load()
+			if s&usesMask == maxUses || old.state.CompareAndSwap(s, s+1) {
+				break
+			}
+		}
+		sh.evictToLimit(dst)
+		sh.publishTotals()
+		return
+	}
+	ne := &entry[V]{hash: h, value: value, weight: uint32(weight)}
 	if int64(weight) > sh.limit || weight > math.MaxUint32 {
 		// Could never fit: refuse it, and drop any older value of the key.
-		if i, old := t.find(h); old != nil {
+		if old != nil {
 			t.delete(i)
 			sh.drop(old)
 			report(dst, old)
@@ -136,7 +181,7 @@ func (sh *shard[V]) put(dst *[]Item[V], h uint64, value V, weight int, force boo
 		report(dst, ne)
 		return
 	}
-	if i, old := t.find(h); old != nil {
+	if old != nil {
 		// Update: the new entry keeps the old one's queue, age (for the
 		// adapter) and uses, plus a use; it goes to the back of that queue.
 		s := old.state.Load()
@@ -203,6 +248,7 @@ func (sh *shard[V]) put(dst *[]Item[V], h uint64, value V, weight int, force boo
 		sh.small.push(ne)
 	}
 	sh.publishTotals()
+	return decide
 }
 
 // evictToLimit evicts until the total weight fits the limit.

@@ -61,10 +61,11 @@ func (s *sketch) estimate(h uint64) uint8 {
 	return uint8(m)
 }
 
-// increment counts one occurrence of h and returns its new estimate. It
-// raises only the counters at the minimum (conservative update), which keeps
-// keys that share counters with popular ones from looking popular.
-func (s *sketch) increment(h uint64) uint8 {
+// increment counts one occurrence of h and returns its new estimate, and
+// whether the sketch may be due for aging (see maybeAge). It raises only the
+// counters at the minimum (conservative update), which keeps keys that share
+// counters with popular ones from looking popular.
+func (s *sketch) increment(h uint64) (freq uint8, due bool) {
 	words, shifts := s.slots(h)
 	var c [4]uint64
 	m := uint64(15)
@@ -73,7 +74,7 @@ func (s *sketch) increment(h uint64) uint8 {
 		m = min(m, c[i])
 	}
 	if m == 15 {
-		return 15
+		return 15, false
 	}
 	for i := range 4 {
 		if c[i] != m {
@@ -88,11 +89,13 @@ func (s *sketch) increment(h uint64) uint8 {
 		}
 	}
 	// Count additions 16 at a time, one increment in 16 at random: an exact
-	// count would be one more cache line that every core writes.
+	// count would be one more cache line that every core writes. Only the
+	// increment that counts may find a period complete, so others need
+	// not read the count either.
 	if rand.Uint32()&15 == 0 {
-		s.additions.Add(16)
+		due = s.additions.Add(16) >= s.period
 	}
-	return uint8(m + 1)
+	return uint8(m + 1), due
 }
 
 // maybeAge halves every counter once a period's worth of increments has

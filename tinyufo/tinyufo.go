@@ -56,13 +56,15 @@ const (
 	compactMaxLoad = 0.85
 )
 
-// entry is one cached value. Its hash, value and weight never change after
-// it is published; an update publishes a new entry.
+// entry is one cached value. Its hash never changes after it is published.
+// An update of a one-word value stores the value in place (see valueKind)
+// and sets the weight under the shard's lock, which readers never read; any
+// other update publishes a new entry.
 type entry[V any] struct {
 	hash   uint64
 	next   *entry[V] // queue link, guarded by its shard's mu
-	value  V
-	weight uint32
+	value  V         // keep after two 8-byte fields: load and store need it aligned
+	weight uint32    // guarded by its shard's mu once published
 	state  atomic.Uint32
 }
 
@@ -92,6 +94,7 @@ type Cache[K comparable, V any] struct {
 	sketch *sketch
 	adapt  *adapter
 	limit  int
+	vk     valueKind
 }
 
 // New returns a cache that holds up to limit total weight, sized for about
@@ -121,13 +124,14 @@ func newCache[K comparable, V any](limit, size, sketchSize int, maxLoad float64)
 		sketch: newSketch(sketchSize),
 		adapt:  newAdapter(adaptSample, size),
 		limit:  limit,
+		vk:     valueKindOf[V](),
 	}
 	for i := range c.shards {
 		share := limit / n
 		if i < limit%n {
 			share++
 		}
-		c.shards[i].init(int64(share), size/n, maxLoad, c.sketch, c.adapt)
+		c.shards[i].init(int64(share), size/n, maxLoad, c.sketch, c.adapt, c.vk)
 	}
 	return c
 }
@@ -161,7 +165,7 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 			c.sketch.increment(h)
 		}
 	}
-	return e.value, true
+	return e.load(c.vk), true
 }
 
 // Contains reports whether key is cached, without counting a use.
