@@ -21,7 +21,7 @@ func (q *queue[V]) push(e *entry[V]) {
 		q.tail.next = e
 	}
 	q.tail = e
-	q.weight += int64(e.weight)
+	q.weight += int64(e.weight.Load())
 }
 
 // pop returns the oldest entry that is not gone, or nil.
@@ -34,7 +34,7 @@ func (q *queue[V]) pop() *entry[V] {
 		}
 		e.next = nil
 		if e.state.Load()&gone == 0 {
-			q.weight -= int64(e.weight)
+			q.weight -= int64(e.weight.Load())
 			return e
 		}
 	}
@@ -86,7 +86,7 @@ func (sh *shard[V]) remove(h uint64) (V, bool) {
 	t.delete(i)
 	sh.drop(e)
 	sh.publishTotals()
-	return e.value, true
+	return e.load(sh.vk), true
 }
 
 func (sh *shard[V]) queueOf(e *entry[V]) *queue[V] {
@@ -99,7 +99,7 @@ func (sh *shard[V]) queueOf(e *entry[V]) *queue[V] {
 // drop marks e gone and takes its weight off its queue. Callers hold sh.mu
 // and have taken e out of the table.
 func (sh *shard[V]) drop(e *entry[V]) {
-	sh.queueOf(e).weight -= int64(e.weight)
+	sh.queueOf(e).weight -= int64(e.weight.Load())
 	e.setFlags(gone, 0)
 }
 
@@ -130,11 +130,22 @@ func (sh *shard[V]) put(dst *[]Item[V], h uint64, value V, weight int, force boo
 	// lock-free probe (as readers do) before any atomic write, which would
 	// wait for each in turn. The probe under the lock then hits.
 	sh.sketch.touch(h)
-	sh.table.Load().find(h)
+	_, old := sh.table.Load().find(h)
 	// The sketch is lock-free: count outside the lock to keep it short.
 	freq, due := sh.sketch.increment(h)
 	if due {
 		sh.sketch.maybeAge()
+	}
+	if old != nil && dst == nil && sh.vk != valueBoxed && weight <= math.MaxUint32 &&
+		old.weight.Load() == uint32(weight) {
+		// An update in place that changes no weight needs no lock: the
+		// store and the use are atomic, as readers' loads. Racing with an
+		// eviction or a removal of the entry, the put comes first and
+		// its value leaves with the entry. Only Put and ForcePut take this
+		// path: they report nothing, so no value goes unreported.
+		old.store(sh.vk, value)
+		old.addUse()
+		return
 	}
 	if sh.putLocked(dst, h, value, weight, force, freq) {
 		sh.adapt.maybeDecide(sh.sketch)
@@ -155,30 +166,26 @@ func (sh *shard[V]) putLocked(dst *[]Item[V], h uint64, value V, weight int, for
 	if old != nil && sh.vk != valueBoxed && int64(weight) <= sh.limit && weight <= math.MaxUint32 {
 		// Update in place: the entry keeps its queue position and age,
 		// plus a use.
-		report(dst, old)
+		sh.report(dst, old)
 		old.store(sh.vk, value)
-		sh.queueOf(old).weight += int64(weight) - int64(old.weight)
-		old.weight = uint32(weight)
-		for {
-			s := old.state.Load()
-			if s&usesMask == maxUses || old.state.CompareAndSwap(s, s+1) {
-				break
-			}
-		}
+		sh.queueOf(old).weight += int64(weight) - int64(old.weight.Load())
+		old.weight.Store(uint32(weight))
+		old.addUse()
 		sh.evictToLimit(dst)
 		sh.publishTotals()
 		return
 	}
-	ne := &entry[V]{hash: h, value: value, weight: uint32(weight)}
+	ne := &entry[V]{hash: h, value: value}
+	ne.weight.Store(uint32(weight))
 	if int64(weight) > sh.limit || weight > math.MaxUint32 {
 		// Could never fit: refuse it, and drop any older value of the key.
 		if old != nil {
 			t.delete(i)
 			sh.drop(old)
-			report(dst, old)
+			sh.report(dst, old)
 			sh.publishTotals()
 		}
-		report(dst, ne)
+		sh.report(dst, ne)
 		return
 	}
 	if old != nil {
@@ -189,7 +196,7 @@ func (sh *shard[V]) putLocked(dst *[]Item[V], h uint64, value V, weight int, for
 		t.replace(i, ne)
 		sh.drop(old)
 		sh.queueOf(ne).push(ne)
-		report(dst, old)
+		sh.report(dst, old)
 		sh.evictToLimit(dst)
 		sh.publishTotals()
 		return
@@ -225,7 +232,7 @@ func (sh *shard[V]) putLocked(dst *[]Item[V], h uint64, value V, weight int, for
 			first.state.Store(first.state.Load() &^ (1<<genShift - 1))
 			sh.small.push(first)
 			sh.publishTotals()
-			report(dst, ne)
+			sh.report(dst, ne)
 			return
 		}
 		sh.evict(dst, first)
@@ -266,7 +273,7 @@ func (sh *shard[V]) evictToLimit(dst *[]Item[V]) {
 func (sh *shard[V]) evict(dst *[]Item[V], v *entry[V]) {
 	sh.table.Load().deleteEntry(v)
 	v.setFlags(gone, 0)
-	report(dst, v)
+	sh.report(dst, v)
 }
 
 // evictOne pops the next victim, S3-FIFO style: from small while it holds
@@ -364,9 +371,10 @@ func (sh *shard[V]) evictMain() *entry[V] {
 	}
 }
 
-// report appends e to *dst, unless dst is nil.
-func report[V any](dst *[]Item[V], e *entry[V]) {
+// report appends e to *dst, unless dst is nil. The value is loaded as
+// readers load it: a Put may be storing one in place without the lock.
+func (sh *shard[V]) report(dst *[]Item[V], e *entry[V]) {
 	if dst != nil {
-		*dst = append(*dst, Item[V]{Hash: e.hash, Value: e.value, Weight: int(e.weight)})
+		*dst = append(*dst, Item[V]{Hash: e.hash, Value: e.load(sh.vk), Weight: int(e.weight.Load())})
 	}
 }

@@ -57,15 +57,25 @@ const (
 )
 
 // entry is one cached value. Its hash never changes after it is published.
-// An update of a one-word value stores the value in place (see valueKind)
-// and sets the weight under the shard's lock, which readers never read; any
-// other update publishes a new entry.
+// An update of a one-word value stores the value in place (see valueKind):
+// without the shard's lock when the weight stays, else under it, where the
+// weight is set too. Any other update publishes a new entry.
 type entry[V any] struct {
 	hash   uint64
 	next   *entry[V] // queue link, guarded by its shard's mu
 	value  V         // keep after two 8-byte fields: load and store need it aligned
-	weight uint32    // guarded by its shard's mu once published
+	weight atomic.Uint32
 	state  atomic.Uint32
+}
+
+// addUse counts a use, up to maxUses.
+func (e *entry[V]) addUse() {
+	for {
+		s := e.state.Load()
+		if s&usesMask == maxUses || e.state.CompareAndSwap(s, s+1) {
+			return
+		}
+	}
 }
 
 // setFlags sets and clears state flags, leaving the use counter to readers.

@@ -68,14 +68,22 @@ func (e *entry[V]) load(k valueKind) V {
 	return e.value
 }
 
-// store replaces e's value in place; k must not be valueBoxed. Callers hold
-// the shard's lock, under which e.value may also be read plainly.
+// store replaces e's value in place; k must not be valueBoxed. A value
+// equal to the one there (bit for bit, or the same pointer) is not stored
+// again: the entry's cache line, which readers on other cores share, then
+// stays clean.
 func (e *entry[V]) store(k valueKind, v V) {
 	switch k {
 	case valueWord:
-		(*atomic.Uint64)(unsafe.Pointer(&e.value)).Store(*(*uint64)(unsafe.Pointer(&v)))
+		w := (*atomic.Uint64)(unsafe.Pointer(&e.value))
+		if nw := *(*uint64)(unsafe.Pointer(&v)); w.Load() != nw {
+			w.Store(nw)
+		}
 	case valuePointer:
-		atomic.StorePointer((*unsafe.Pointer)(unsafe.Pointer(&e.value)), *(*unsafe.Pointer)(unsafe.Pointer(&v)))
+		p := (*unsafe.Pointer)(unsafe.Pointer(&e.value))
+		if np := *(*unsafe.Pointer)(unsafe.Pointer(&v)); atomic.LoadPointer(p) != np {
+			atomic.StorePointer(p, np)
+		}
 	default:
 		panic("tinyufo: in-place store of a boxed value")
 	}
