@@ -117,6 +117,24 @@ func TestConcurrentInPlace(t *testing.T) {
 			}
 		}()
 	}
+	// Newcomers force evictions (and PutAppend reports) while updates
+	// without the lock go on.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var out []Item[uint64]
+		for n := 0; !stop.Load(); n++ {
+			k := keys + n%(4*keys)
+			out = words.ForcePutAppend(out[:0], k, uint64(k)<<32, 1)
+			for _, it := range out {
+				if it.Weight != 1 {
+					bad.Add(1)
+				}
+			}
+			words.Remove(n % keys)
+			ptrs.ForcePut(k, &[2]int{k, 0}, 1)
+		}
+	}()
 	for i := range 20_000 {
 		k := i % keys
 		words.Put(k, uint64(k)<<32|uint64(i), 1)
