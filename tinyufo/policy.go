@@ -44,7 +44,11 @@ func (q *queue[V]) pop() *entry[V] {
 // shard is an independent TinyUFO over part of the key space: a lock-free
 // table for readers and, under mu, the S3-FIFO queues and the weights.
 type shard[V any] struct {
+	// Every Get loads table; writers lock mu and change the fields after
+	// it on every put. A cache line of its own keeps readers on other
+	// cores from missing on it after each put.
 	table atomic.Pointer[table[V]]
+	_     [56]byte
 
 	mu          sync.Mutex // guards the fields below and table writes
 	small, main queue[V]
