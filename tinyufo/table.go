@@ -21,7 +21,10 @@ type table[V any] struct {
 	slots []slot[V]
 	n     uint64 // len(slots)
 
-	// Writers only.
+	// Writers only, on a cache line apart from what every reader loads
+	// (64 bytes on: the table is not allocated line-aligned): an insert or
+	// a removal changes them.
+	_          [64]byte
 	live, dead int
 	maxUsed    int // live+dead allowed before a rebuild
 }
