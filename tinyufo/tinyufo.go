@@ -6,7 +6,11 @@
 // lock-free hash table and bumps a 2-bit use counter (and, when the counter
 // moved, the sketch). Writes take the lock of one of up to 16 shards, each a
 // TinyUFO of its own (table, queues and a share of the weight limit) under a
-// shared frequency sketch; small caches have a single shard.
+// shared frequency sketch; small caches have a single shard. Two kinds of
+// Put take no lock: an update of a cached key whose value is one machine
+// word (8 bytes without pointers, or a single pointer) and whose weight
+// stays, stored in place atomically; and the refusal of a key seen for the
+// first time by a full shard.
 //
 // Beyond the reference: uses counted by reads also feed the sketch, and the
 // sketch stands in for S3-FIFO's ghost queue (an entry whose frequency
