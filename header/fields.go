@@ -145,30 +145,42 @@ func (f *Fields) Set(name, value string) {
 
 // Remove deletes every field named name and reports how many were removed.
 func (f *Fields) Remove(name string) int {
-	out := f.list[:0]
-	for _, fl := range f.list {
-		if !EqualFold(fl.Name, name) {
-			out = append(out, fl)
+	// Most removals find nothing: look first, and write only from the
+	// first match on.
+	for i, fl := range f.list {
+		if EqualFold(fl.Name, name) {
+			out := f.list[:i]
+			for _, fl := range f.list[i+1:] {
+				if !EqualFold(fl.Name, name) {
+					out = append(out, fl)
+				}
+			}
+			n := len(f.list) - len(out)
+			clear(f.list[len(out):])
+			f.list = out
+			return n
 		}
 	}
-	n := len(f.list) - len(out)
-	clear(f.list[len(out):])
-	f.list = out
-	return n
+	return 0
 }
 
 // RemoveFunc deletes every field for which drop returns true and reports how many were removed.
 func (f *Fields) RemoveFunc(drop func(Field) bool) int {
-	out := f.list[:0]
-	for _, fl := range f.list {
-		if !drop(fl) {
-			out = append(out, fl)
+	for i, fl := range f.list {
+		if drop(fl) {
+			out := f.list[:i]
+			for _, fl := range f.list[i+1:] {
+				if !drop(fl) {
+					out = append(out, fl)
+				}
+			}
+			n := len(f.list) - len(out)
+			clear(f.list[len(out):])
+			f.list = out
+			return n
 		}
 	}
-	n := len(f.list) - len(out)
-	clear(f.list[len(out):])
-	f.list = out
-	return n
+	return 0
 }
 
 // CopyFrom makes f an independent copy of src: every name and value is copied into f's own
