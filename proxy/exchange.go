@@ -338,7 +338,7 @@ func (p *Proxy[C]) joinPump(st *conn[C], up upstreamSession, interrupt bool) err
 	}
 	if interrupt {
 		if st.ds != nil {
-			st.ds.Conn().SetReadDeadline(time.Now())
+			st.ds.InterruptRead()
 		} else {
 			st.h2s.AbortBody()
 		}

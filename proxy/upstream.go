@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"time"
-
 	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/protocols/h1"
 	"github.com/pingora-go/pingora/protocols/h2"
@@ -48,7 +46,7 @@ func (u *h1Up) ReadBody() ([]byte, error)                   { return u.cs().Read
 func (u *h1Up) BodyDone() bool                              { return u.cs().BodyDone() }
 func (u *h1Up) Trailers() *header.Fields                    { return u.cs().Trailers() }
 func (u *h1Up) abort()                                      { u.cs().MarkBroken(); u.cs().Conn().Close() }
-func (u *h1Up) stopRequest()                                { u.cs().Conn().SetWriteDeadline(time.Now()) }
+func (u *h1Up) stopRequest()                                { u.cs().InterruptWrite() }
 func (u *h1Up) markBroken()                                 { u.cs().MarkBroken() }
 
 type h2Up h2.ClientStream

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pingora-go/pingora/perr"
@@ -46,6 +47,22 @@ type reader struct {
 	armed time.Time
 	// eof records that the peer closed its side.
 	eof bool
+	// stopped is set by interrupt, from another goroutine.
+	stopped atomic.Bool
+}
+
+// aLongTimeAgo is a deadline in the past: set on a connection, it fails pending and future
+// operations at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// interrupt makes the reader's pending read and every later one fail with a timeout, from any
+// goroutine. Setting the connection's deadline alone could be undone by the reader arming its
+// own just after; the flag, stored first and checked once the reader has armed its deadline,
+// closes that window: a reader that armed before the flag was set waits on the deadline set
+// after it.
+func (rd *reader) interrupt() {
+	rd.stopped.Store(true)
+	rd.conn.SetReadDeadline(aLongTimeAgo)
 }
 
 // coarseDeadline returns the deadline to arm for an operation bounded by timeout, or the zero
@@ -150,6 +167,9 @@ func (rd *reader) fill() error {
 			rd.armed = d
 		}
 	}
+	if rd.stopped.Load() {
+		return rd.wrapErr(os.ErrDeadlineExceeded)
+	}
 	n, err := rd.conn.Read(rd.buf[rd.w:])
 	rd.w += n
 	if err != nil {
@@ -204,6 +224,13 @@ type writer struct {
 	timeout time.Duration
 	armed   time.Time // as reader.armed, for the write deadline
 	err     error
+	stopped atomic.Bool // set by interrupt, from another goroutine
+}
+
+// interrupt is reader.interrupt for writes.
+func (wr *writer) interrupt() {
+	wr.stopped.Store(true)
+	wr.conn.SetWriteDeadline(aLongTimeAgo)
 }
 
 func (wr *writer) ensureBuf() {
@@ -252,6 +279,10 @@ func (wr *writer) armWrite() error {
 			}
 			wr.armed = d
 		}
+	}
+	if wr.stopped.Load() {
+		wr.err = ioError(os.ErrDeadlineExceeded, wr.source, true)
+		return wr.err
 	}
 	return nil
 }

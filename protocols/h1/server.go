@@ -128,12 +128,22 @@ func (s *ServerSession) Reset(conn net.Conn, opts *ServerOptions, served int) {
 	s.rd.timeout, s.rd.deadline = 0, time.Time{}
 	s.wr.conn, s.wr.source, s.wr.err = conn, perr.Downstream, nil
 	s.wr.timeout = durOr(opts.WriteTimeout, DefaultWriteTimeout)
+	// The deadlines armed were the previous connection's: conn has none of them yet.
+	s.rd.armed, s.wr.armed = time.Time{}, time.Time{}
+	s.rd.stopped.Store(false)
+	s.wr.stopped.Store(false)
 	s.Req.Reset()
 	s.resetMessage()
 	s.keepAlive, s.upgraded, s.broken = false, false, false
 	s.bodyFailed.Store(false)
 	s.bodyDone.Store(true)
 }
+
+// InterruptRead makes a read of the request on another goroutine (typically of its body)
+// fail at once with a ReadTimedout, and every later read of this session too, until Reset.
+// Unlike a deadline set on Conn, it cannot be undone by the session arming its own read
+// deadline at the same moment.
+func (s *ServerSession) InterruptRead() { s.rd.interrupt() }
 
 // Buffered returns how many bytes of further requests (pipelined by the client) are already
 // read into the session's buffer.

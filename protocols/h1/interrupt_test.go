@@ -1,0 +1,172 @@
+package h1
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/perr"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// TestResetSessionArmsNewConn: a session taken from a pool for another connection sets that
+// connection's write deadline, whatever it had armed on the one before. A slow reader on the
+// second connection must get a WriteTimedout, not a write that blocks for ever.
+func TestResetSessionArmsNewConn(t *testing.T) {
+	opts := &ServerOptions{WriteTimeout: 200 * time.Millisecond}
+	a, ca := tcpPair(t)
+	s := NewServerSession(a, opts)
+	go io.Copy(io.Discard, ca)
+	io.WriteString(ca, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if err := s.ReadRequest(); err != nil {
+		t.Fatal(err)
+	}
+	resp := header.NewResponse(200)
+	resp.Append("Content-Length", "2")
+	if err := s.WriteResponseHeader(resp); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteBody([]byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishResponse(nil); err != nil {
+		t.Fatal(err)
+	}
+
+	b, cb := tcpPair(t)
+	s.Reset(b, opts, 0)
+	io.WriteString(cb, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+	if err := s.ReadRequest(); err != nil {
+		t.Fatal(err)
+	}
+	big := header.NewResponse(200)
+	big.Append("Content-Length", itoa(1<<30))
+	done := make(chan error, 1)
+	go func() {
+		if err := s.WriteResponseHeader(big); err != nil {
+			done <- err
+			return
+		}
+		piece := make([]byte, 1<<20)
+		for range 1 << 10 {
+			if err := s.WriteBody(piece); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if e, ok := perr.As(err); !ok || e.Type != perr.WriteTimedout {
+			t.Fatalf("write to a client that does not read ended with %v, want WriteTimedout", err)
+		}
+	case <-time.After(5 * time.Second):
+		b.Close()
+		<-done
+		t.Fatal("write to a client that does not read blocked: the recycled session set no write deadline")
+	}
+}
+
+// TestInterruptReadRacesArming interrupts a body reader at random moments while it re-arms
+// its short read deadline before nearly every read (the client sends a byte a millisecond):
+// each time, the reader must fail with ReadTimedout at once, never read on.
+func TestInterruptReadRacesArming(t *testing.T) {
+	opts := &ServerOptions{ReadTimeout: 4 * time.Millisecond}
+	for i := range 40 {
+		sc, cc := tcpPair(t)
+		s := NewServerSession(sc, opts)
+		stopSend := make(chan struct{})
+		go func() {
+			io.WriteString(cc, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n")
+			for {
+				select {
+				case <-stopSend:
+					return
+				case <-time.After(time.Millisecond):
+					cc.Write([]byte{'x'})
+				}
+			}
+		}()
+		if err := s.ReadRequest(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			for {
+				if _, err := s.ReadBody(); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		time.Sleep(time.Duration(i%8) * time.Millisecond / 2)
+		s.InterruptRead()
+		select {
+		case err := <-done:
+			if e, ok := perr.As(err); !ok || e.Type != perr.ReadTimedout {
+				t.Fatalf("round %d: interrupted read ended with %v, want ReadTimedout", i, err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("round %d: the reader read on after InterruptRead", i)
+		}
+		close(stopSend)
+	}
+}
+
+// TestInterruptWrite: a request body writer blocked on an upstream that does not read fails
+// at once with WriteTimedout.
+func TestInterruptWrite(t *testing.T) {
+	sc, cc := tcpPair(t)
+	_ = sc // the upstream reads nothing
+	c := NewClientSession(cc, &ClientOptions{WriteTimeout: time.Minute})
+	req := header.NewRequest("POST", "/")
+	req.Append("Host", "a")
+	req.Append("Content-Length", itoa(1<<30))
+	done := make(chan error, 1)
+	go func() {
+		if err := c.WriteRequestHeader(req); err != nil {
+			done <- err
+			return
+		}
+		piece := make([]byte, 1<<20)
+		for range 1 << 10 {
+			if err := c.WriteBody(piece); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	time.Sleep(100 * time.Millisecond)
+	c.InterruptWrite()
+	select {
+	case err := <-done:
+		if e, ok := perr.As(err); !ok || e.Type != perr.WriteTimedout {
+			t.Fatalf("interrupted write ended with %v, want WriteTimedout", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the writer wrote on after InterruptWrite")
+	}
+}
