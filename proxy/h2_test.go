@@ -277,7 +277,8 @@ func TestH2OverTLSBothSidesAndH1Fallback(t *testing.T) {
 	var route atomic.Value
 	route.Store(peerFor(h2Origin.addr))
 	appPeer := func() *upstream.Peer { return route.Load().(*upstream.Peer) }
-	addr := startTLSProxy(t, &routeApp{testApp: &testApp{}, peer: appPeer}, ca, proxy.Options{})
+	ta := &testApp{}
+	addr := startTLSProxy(t, &routeApp{testApp: ta, peer: appPeer}, ca, proxy.Options{})
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"}, ForceAttemptHTTP2: true}}
@@ -302,6 +303,15 @@ func TestH2OverTLSBothSidesAndH1Fallback(t *testing.T) {
 		resp, body = get()
 		if !strings.HasPrefix(body, "HTTP/1.1 GET") {
 			t.Fatalf("request %d over the fallback: %q", i, body)
+		}
+		// The upstream connection goes back to the pool once the response has been
+		// written, which the client may already have read: the request's Logging phase
+		// runs after that, so wait for it before the next request.
+		for deadline := time.Now().Add(5 * time.Second); ta.logged.Load() < int64(i+2); {
+			if time.Now().After(deadline) {
+				t.Fatalf("request %d was not logged", i)
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
 	if c := h1Origin.conns.Load(); c != 1 {

@@ -204,7 +204,7 @@ func TestBehindPROXYSenders(t *testing.T) {
 		if out, err := get("http://" + vars["PLAIN"] + "/"); err == nil {
 			t.Fatalf("a request without a PROXY header was answered: %q", out)
 		}
-		gw.WaitLog("PROXY protocol header refused", "does not start with a PROXY protocol header")
+		gw.WaitLogIn(t, "PROXY protocol header refused", "does not start with a PROXY protocol header")
 	})
 	t.Run("sender outside from is refused", func(t *testing.T) {
 		// The TLS listener takes headers from 127.0.0.1 (HAProxy) only.
@@ -213,7 +213,7 @@ func TestBehindPROXYSenders(t *testing.T) {
 		if err == nil {
 			t.Fatalf("a sender outside from was answered: %q", out)
 		}
-		gw.WaitLog("PROXY protocol header refused", "not allowed")
+		gw.WaitLogIn(t, "PROXY protocol header refused", "not allowed")
 	})
 }
 

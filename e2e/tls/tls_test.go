@@ -137,7 +137,7 @@ func TestMutualTLS(t *testing.T) {
 			if r.err == nil {
 				t.Fatalf("curl succeeded with %s %q", r.status, r.body)
 			}
-			p.WaitLog("TLS handshake failed", tt.logged)
+			p.WaitLogIn(t, "TLS handshake failed", tt.logged)
 		})
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,15 +68,46 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// FreeAddr returns a loopback address with a port nobody listened on a moment ago.
+// FreeAddr returns a loopback address with a port nobody listened on a moment ago, for a
+// process that the test starts to listen on. The port is drawn below the kernel's ephemeral
+// range: a port from that range (what listening on port 0 gives) may be taken, before the
+// process binds it, as the local port of any outgoing connection on the machine, which
+// makes the bind fail for as long as that connection lives.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	lo := ephemeralLow()
+	for range 100 {
+		port := 10000 + rand.IntN(max(lo-10000, 1000))
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			ln.Close()
+			return ln.Addr().String()
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// ephemeralLow returns the lowest port of the kernel's ephemeral range (32768 when it cannot
+// be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo <= 10000 {
+		return 32768
+	}
+	return lo
 }
 
 // WaitListening waits until addr accepts TCP connections, at most Bound.
@@ -166,8 +199,12 @@ func (p *Proc) Log() string {
 
 // WaitLog waits, at most Bound, until a line of standard error contains all of parts; the
 // test fails if the process exits or the bound passes first.
-func (p *Proc) WaitLog(parts ...string) {
-	p.t.Helper()
+func (p *Proc) WaitLog(parts ...string) { p.WaitLogIn(p.t, parts...) }
+
+// WaitLogIn is WaitLog failing t, for a subtest of the test that started the process (a
+// subtest must not fail its parent).
+func (p *Proc) WaitLogIn(t testing.TB, parts ...string) {
+	t.Helper()
 	deadline := time.After(Bound)
 	for {
 		p.mu.Lock()
@@ -184,11 +221,11 @@ func (p *Proc) WaitLog(parts ...string) {
 			found := p.hasLine(parts)
 			p.mu.Unlock()
 			if !found {
-				p.t.Fatalf("process exited (%v) before logging %q:\n%s", p.err, parts, p.Log())
+				t.Fatalf("process exited (%v) before logging %q:\n%s", p.err, parts, p.Log())
 			}
 			return
 		case <-deadline:
-			p.t.Fatalf("no log line with %q after %s:\n%s", parts, Bound, p.Log())
+			t.Fatalf("no log line with %q after %s:\n%s", parts, Bound, p.Log())
 		}
 	}
 }
