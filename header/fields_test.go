@@ -159,6 +159,7 @@ func TestFieldsRemove(t *testing.T) {
 		{"x-forwarded-for", 2, "Host: example.com|accept: */*"},
 		{"HOST", 1, "X-Forwarded-For: 1.1.1.1|accept: */*|x-forwarded-for: 2.2.2.2"},
 		{"missing", 0, "Host: example.com|X-Forwarded-For: 1.1.1.1|accept: */*|x-forwarded-for: 2.2.2.2"},
+		{"ACCEPT", 1, "Host: example.com|X-Forwarded-For: 1.1.1.1|x-forwarded-for: 2.2.2.2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,6 +179,9 @@ func TestFieldsRemoveFunc(t *testing.T) {
 	n := f.RemoveFunc(func(fl Field) bool { return bytes.Contains(fl.Value, []byte(".")) })
 	if n != 3 || dump(f) != "accept: */*" {
 		t.Fatalf("RemoveFunc = %d, fields %q", n, dump(f))
+	}
+	if n := f.RemoveFunc(func(Field) bool { return false }); n != 0 || dump(f) != "accept: */*" {
+		t.Fatalf("RemoveFunc of nothing = %d, fields %q", n, dump(f))
 	}
 }
 

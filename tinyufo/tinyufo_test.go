@@ -52,6 +52,19 @@ func TestAgainstModel(t *testing.T) {
 					if ok != in || ok && got != want.value {
 						t.Fatalf("step %d: Get(%d) = %d, %v; model %v, %v", step, k, got, ok, want, in)
 					}
+				case op < 6:
+					// Put (no report) of a cached key at its weight: the update in
+					// place without the lock, which can evict nothing.
+					m, in := model[h]
+					if !in {
+						continue
+					}
+					put := c.Put
+					if tt.force {
+						put = c.ForcePut
+					}
+					put(k, step, m.weight)
+					model[h] = modelEntry{step, m.weight}
 				case op < 9:
 					w := 1 + r.IntN(tt.maxWeight)
 					put := c.PutAppend
