@@ -23,13 +23,20 @@
 //
 // Like the reference, the cache stores the 64-bit hash of a key, not the key:
 // two keys whose hashes collide (a chance of about n²/2⁶⁵ for n keys, under a
-// per-cache random seed) share an entry.
+// per-cache random seed) share an entry. Keys of a 64-bit integer type are
+// hashed by a bijection (SplitMix64's finalizer of the key xor a per-cache
+// random word), so they never collide; it is also several times cheaper than
+// the generic hash, which was a tenth of a Get's time on the bench/cache
+// read traces.
 package tinyufo
 
 import (
 	"hash/maphash"
 	"math"
+	"math/rand/v2"
+	"reflect"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Entry state bits, in entry.state.
@@ -103,7 +110,10 @@ type Item[V any] struct {
 // Cache is a TinyUFO cache from K to V with a limit on total weight. It is
 // safe for concurrent use. Create it with New or NewCompact.
 type Cache[K comparable, V any] struct {
-	seed   maphash.Seed
+	seed maphash.Seed
+	// intKey: K is a 64-bit integer type, hashed by mixWord with key64.
+	intKey bool
+	key64  uint64
 	shards []shard[V]
 	sketch *sketch
 	adapt  *adapter
@@ -133,7 +143,9 @@ func newCache[K comparable, V any](limit, size, sketchSize int, maxLoad float64)
 		n *= 2
 	}
 	c := &Cache[K, V]{
+		key64:  rand.Uint64(),
 		seed:   maphash.MakeSeed(),
+		intKey: isIntKey[K](),
 		shards: make([]shard[V], n),
 		sketch: newSketch(sketchSize),
 		adapt:  newAdapter(adaptSample, size),
@@ -156,8 +168,14 @@ func (c *Cache[K, V]) shard(h uint64) *shard[V] {
 	return &c.shards[h&uint64(len(c.shards)-1)]
 }
 
-// Hash returns key's hash under this cache's seed, as Item.Hash reports it.
-func (c *Cache[K, V]) Hash(key K) uint64 { return maphash.Comparable(c.seed, key) }
+// Hash returns key's hash under this cache's seed, as Item.Hash reports it:
+// maphash.Comparable, or for a 64-bit integer type a seeded bijection.
+func (c *Cache[K, V]) Hash(key K) uint64 {
+	if c.intKey {
+		return mixWord(*(*uint64)(unsafe.Pointer(&key)) ^ c.key64)
+	}
+	return maphash.Comparable(c.seed, key)
+}
 
 // Get returns the value cached for key. It takes no lock and does not
 // allocate.
@@ -251,4 +269,21 @@ func (c *Cache[K, V]) Limit() int { return c.limit }
 // shard's share of the limit.
 func (c *Cache[K, V]) MaxWeight() int {
 	return int(min(c.shards[len(c.shards)-1].limit, math.MaxUint32))
+}
+
+// isIntKey reports whether K is a 64-bit integer type.
+func isIntKey[K comparable]() bool {
+	switch reflect.TypeFor[K]().Kind() {
+	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64, reflect.Uintptr:
+		return reflect.TypeFor[K]().Size() == 8
+	}
+	return false
+}
+
+// mixWord is the finalizer of SplitMix64: a bijection of 64-bit words, so that
+// no two keys of a 64-bit integer type share a hash (and an entry).
+func mixWord(z uint64) uint64 {
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
 }
