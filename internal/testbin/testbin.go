@@ -92,6 +92,27 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// TCPPair returns both ends of a loopback TCP connection, closed when the test ends.
+func TCPPair(t testing.TB) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		client.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
 // ephemeralLow returns the lowest port of the kernel's ephemeral range (32768 when it cannot
 // be read).
 func ephemeralLow() int {

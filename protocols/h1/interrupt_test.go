@@ -2,40 +2,20 @@ package h1
 
 import (
 	"io"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/perr"
 )
-
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err = ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Close(); client.Close() })
-	return server, client
-}
 
 // TestResetSessionArmsNewConn: a session taken from a pool for another connection sets that
 // connection's write deadline, whatever it had armed on the one before. A slow reader on the
 // second connection must get a WriteTimedout, not a write that blocks for ever.
 func TestResetSessionArmsNewConn(t *testing.T) {
 	opts := &ServerOptions{WriteTimeout: 200 * time.Millisecond}
-	a, ca := tcpPair(t)
+	ca, a := testbin.TCPPair(t)
 	s := NewServerSession(a, opts)
 	go io.Copy(io.Discard, ca)
 	io.WriteString(ca, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -54,7 +34,7 @@ func TestResetSessionArmsNewConn(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b, cb := tcpPair(t)
+	cb, b := testbin.TCPPair(t)
 	s.Reset(b, opts, 0)
 	io.WriteString(cb, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
 	if err := s.ReadRequest(); err != nil {
@@ -95,7 +75,7 @@ func TestResetSessionArmsNewConn(t *testing.T) {
 func TestInterruptReadRacesArming(t *testing.T) {
 	opts := &ServerOptions{ReadTimeout: 4 * time.Millisecond}
 	for i := range 40 {
-		sc, cc := tcpPair(t)
+		cc, sc := testbin.TCPPair(t)
 		s := NewServerSession(sc, opts)
 		stopSend := make(chan struct{})
 		go func() {
@@ -138,7 +118,7 @@ func TestInterruptReadRacesArming(t *testing.T) {
 // TestInterruptWrite: a request body writer blocked on an upstream that does not read fails
 // at once with WriteTimedout.
 func TestInterruptWrite(t *testing.T) {
-	sc, cc := tcpPair(t)
+	cc, sc := testbin.TCPPair(t)
 	_ = sc // the upstream reads nothing
 	c := NewClientSession(cc, &ClientOptions{WriteTimeout: time.Minute})
 	req := header.NewRequest("POST", "/")

@@ -10,27 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// pair returns both ends of a loopback TCP connection.
-func pair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err = ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
+	"github.com/pingora-go/pingora/internal/testbin"
+)
 
 // send writes the pieces with a pause between them, on its own goroutine.
 func send(c net.Conn, pause time.Duration, pieces ...[]byte) {
@@ -78,7 +60,7 @@ func TestReadLeavesWhatFollows(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			client, server := pair(t)
+			client, server := testbin.TCPPair(t)
 			send(client, 20*time.Millisecond, tt.pieces...)
 			c, h, err := Read(server, Options{})
 			if err != nil {
@@ -106,21 +88,21 @@ func TestReadLeavesWhatFollows(t *testing.T) {
 
 func TestReadFailures(t *testing.T) {
 	t.Run("no header", func(t *testing.T) {
-		client, server := pair(t)
+		client, server := testbin.TCPPair(t)
 		send(client, 0, []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
 		if _, _, err := Read(server, Options{}); !errors.Is(err, ErrNoHeader) {
 			t.Fatalf("%v", err)
 		}
 	})
 	t.Run("malformed v1", func(t *testing.T) {
-		client, server := pair(t)
+		client, server := testbin.TCPPair(t)
 		send(client, 0, []byte("PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\nGET"))
 		if _, _, err := Read(server, Options{}); err == nil || errors.Is(err, ErrNoHeader) {
 			t.Fatalf("%v", err)
 		}
 	})
 	t.Run("v1 never ends", func(t *testing.T) {
-		client, server := pair(t)
+		client, server := testbin.TCPPair(t)
 		send(client, 0, []byte("PROXY TCP4 1.2.3.4 5.6.7.8 1 2"))
 		start := time.Now()
 		_, _, err := Read(server, Options{Timeout: 200 * time.Millisecond})
@@ -132,13 +114,13 @@ func TestReadFailures(t *testing.T) {
 		}
 	})
 	t.Run("silent client", func(t *testing.T) {
-		_, server := pair(t)
+		_, server := testbin.TCPPair(t)
 		if _, _, err := Read(server, Options{Timeout: 100 * time.Millisecond}); !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("%v", err)
 		}
 	})
 	t.Run("closed mid-header", func(t *testing.T) {
-		client, server := pair(t)
+		client, server := testbin.TCPPair(t)
 		client.Write([]byte("PROXY TCP4 1.2.3.4 5.6"))
 		client.Close()
 		if _, _, err := Read(server, Options{}); err == nil || !errors.Is(err, io.EOF) {
@@ -146,7 +128,7 @@ func TestReadFailures(t *testing.T) {
 		}
 	})
 	t.Run("v2 over the limit", func(t *testing.T) {
-		client, server := pair(t)
+		client, server := testbin.TCPPair(t)
 		hdr, _ := Append(nil, &Header{Version: 2, Command: Local, TLVs: []TLV{{Type: 0xE0, Value: make([]byte, 500)}}})
 		send(client, 0, hdr)
 		if _, _, err := Read(server, Options{MaxV2Length: 256}); err == nil {
@@ -154,12 +136,12 @@ func TestReadFailures(t *testing.T) {
 		}
 	})
 	t.Run("allow list", func(t *testing.T) {
-		client, server := pair(t)
+		client, server := testbin.TCPPair(t)
 		send(client, 0, []byte("PROXY UNKNOWN\r\n"))
 		if _, _, err := Read(server, Options{Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}); !errors.Is(err, ErrNotAllowed) {
 			t.Fatalf("%v", err)
 		}
-		client2, server2 := pair(t)
+		client2, server2 := testbin.TCPPair(t)
 		send(client2, 0, []byte("PROXY UNKNOWN\r\n"))
 		if _, _, err := Read(server2, Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}); err != nil {
 			t.Fatal(err)
