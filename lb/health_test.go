@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/upstream"
 )
@@ -21,13 +22,7 @@ import (
 // closedAddr returns a loopback address nobody listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return testbin.FreeAddr(t)
 }
 
 // silentAddr returns a loopback address that accepts connections and never

@@ -157,6 +157,14 @@ func TestH1DownstreamToH2CUpstreamSharesConnection(t *testing.T) {
 	if c := origin.conns.Load(); c != 1 {
 		t.Fatalf("%d upstream connections for %d concurrent requests, want 1 shared HTTP/2 connection", c, n)
 	}
+	// A request's upstream stream is released after its response has been written, which the
+	// client may already have read; Logging runs after the release.
+	for deadline := time.Now().Add(5 * time.Second); app.logged.Load() < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests logged", app.logged.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if conns, streams := p.Connector().H2Conns(); conns != 1 || streams != 0 {
 		t.Fatalf("connector holds %d HTTP/2 connections with %d streams, want 1 idle", conns, streams)
 	}

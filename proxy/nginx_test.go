@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora/internal/nginxtest"
+	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/upstream"
 )
@@ -29,12 +30,7 @@ func startNginx(t *testing.T, dir string) string {
 		}
 		t.Skip(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testbin.FreeAddr(t)
 	prefix := t.TempDir()
 	cmd, err := nginxtest.Command(bin, prefix, nginxtest.Conf(prefix, 256, fmt.Sprintf(`    keepalive_requests 10000;
     server {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/perr"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/upstream"
@@ -220,9 +221,7 @@ func TestStaleReusedConnectionIsRetried(t *testing.T) {
 
 func TestUpstreamFailures(t *testing.T) {
 	// A port with nothing listening.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	refused := ln.Addr().String()
-	ln.Close()
+	refused := testbin.FreeAddr(t)
 	// An origin that accepts and never answers.
 	silent := rawOrigin(t, func(c net.Conn) { io.Copy(io.Discard, c) })
 	// An origin that answers garbage.
@@ -746,9 +745,7 @@ func (a *alwaysRetry) FailToConnect(_ *proxy.Session, _ *upstream.Peer, _ *testC
 }
 
 func TestMaxRetriesBoundsAttempts(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	refused := ln.Addr().String()
-	ln.Close()
+	refused := testbin.FreeAddr(t)
 	app := &alwaysRetry{testApp{peers: []*upstream.Peer{mustPeer(t, refused)}}}
 	attempts := make(chan int, 1)
 	addr, _ := startProxy(t, &attemptsApp{alwaysRetry: app, attempts: attempts}, proxy.Options{MaxRetries: 5})

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/server"
 )
@@ -68,13 +69,7 @@ func SilentOrigin(t testing.TB) string {
 // DeadAddr returns a loopback address on which nothing listens: connecting to it is refused.
 func DeadAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return testbin.FreeAddr(t)
 }
 
 // Serve runs app as a proxy on a free 127.0.0.1 port until the test ends and returns the
