@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pingora-go/pingora/internal/testbin"
 	"github.com/pingora-go/pingora/internal/testserve"
 	"github.com/pingora-go/pingora/proxy"
 	"github.com/pingora-go/pingora/ratelimit"
@@ -128,13 +129,7 @@ func startRedis(t testing.TB) *redisServer {
 		t.Skip("redis-server not installed")
 	}
 	for attempt := 0; ; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		r, err := runRedis(t, bin, addr)
+		r, err := runRedis(t, bin, testbin.FreeAddr(t))
 		if err == nil {
 			return r
 		}
