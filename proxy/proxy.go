@@ -692,10 +692,6 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 	return last.MoreContext("gave up after max retries")
 }
 
-// hopByHop lists the fields RFC 9110 §7.6.1 makes connection-specific; they are never
-// forwarded (the codec writes its own framing and connection fields).
-var hopByHop = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Transfer-Encoding", "Upgrade"}
-
 // stripHopByHop removes connection-specific fields, including those named by Connection, but
 // keeps Connection and Upgrade when keepUpgrade (a protocol switch is being forwarded).
 func stripHopByHop(f *header.Fields, keepUpgrade bool) {
@@ -705,9 +701,11 @@ func stripHopByHop(f *header.Fields, keepUpgrade bool) {
 	f.RemoveFunc(func(fl header.Field) bool { return isHopByHop(fl.Name, keepUpgrade) })
 }
 
-// isHopByHop reports whether name is one of hopByHop, not counting Connection and Upgrade
-// when keepUpgrade. Names are told apart by length first: one pass over the fields does
-// what a removal per name did in six.
+// isHopByHop reports whether name is one of the fields RFC 9110 §7.6.1 makes
+// connection-specific, which are never forwarded (the codec writes its own framing and
+// connection fields): Connection, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding and
+// Upgrade, not counting Connection and Upgrade when keepUpgrade. Names are told apart by
+// length first, so that one pass over the fields strips them all.
 func isHopByHop(name []byte, keepUpgrade bool) bool {
 	switch len(name) {
 	case 2:
