@@ -26,16 +26,17 @@ func NewHTTPApp(h http.Handler) *HTTPApp {
 }
 
 // ServeConn hands c to the HTTP server and returns when c is closed. Once shutdown ends the
-// server turns keep-alive off and closes idle connections; requests in flight finish.
+// server turns keep-alive off and closes idle connections; requests in flight finish, and so
+// does the request of a connection accepted just as shutdown began: it is answered, with
+// keep-alive off, not closed unanswered.
 func (a *HTTPApp) ServeConn(shutdown context.Context, c net.Conn) {
 	a.start.Do(func() { go a.srv.Serve(a.ln) })
 	tc := &trackedConn{Conn: c, done: make(chan struct{})}
-	select {
-	case a.ln.conns <- tc:
-	case <-shutdown.Done():
-		c.Close()
-		return
+	if shutdown.Err() != nil {
+		a.srv.SetKeepAlivesEnabled(false)
 	}
+	// The server's accept loop runs for as long as the process: the queue is never closed.
+	a.ln.conns <- tc
 	select {
 	case <-tc.done:
 	case <-shutdown.Done():
