@@ -108,7 +108,7 @@ func startProxyWith(t *testing.T, o *origin, upH2 bool, tlsConf *tls.Config, opt
 	if upH2 {
 		peer.Options.ALPN = upstream.H2
 	}
-	logger := testserve.Quiet()
+	logger := testserve.Kept(t)
 	opts.Logger = logger
 	p := proxy.New[struct{}](&oneUpstream{peer: peer}, opts)
 	svc := pserver.NewListeningService("h2 e2e proxy", p)

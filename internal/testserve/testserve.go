@@ -25,6 +25,41 @@ const Bound = 30 * time.Second
 // Quiet returns a logger that discards everything.
 func Quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// maxKept bounds what Kept holds: the first records are the ones that explain a failure.
+const maxKept = 1 << 20
+
+// Kept returns a logger that holds what is logged (up to 1 MiB) and prints it to the test's
+// log only if the test failed, so that a load test stays quiet until its log explains a
+// failure.
+func Kept(t testing.TB) *slog.Logger {
+	w := &keptLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.b.Len() > 0 {
+				t.Logf("the server's log:\n%s", w.b.String())
+			}
+		}
+	})
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// keptLog is the writer of Kept.
+type keptLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *keptLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	if w.b.Len() < maxKept {
+		w.b.Write(p)
+	}
+	w.mu.Unlock()
+	return len(p), nil
+}
+
 // Options configures Run.
 type Options struct {
 	// GracePeriod is the server's grace period at the stop (default one second).

@@ -88,9 +88,13 @@ func (c *ClientSession) ClearDeadlines() error {
 
 // InterruptWrite makes a write of the request on another goroutine (typically of its body)
 // fail at once with a WriteTimedout, and every later write of this session too: the
-// connection is done for. Unlike a deadline set on Conn, it cannot be undone by the session
-// arming its own write deadline at the same moment.
-func (c *ClientSession) InterruptWrite() { c.wr.interrupt() }
+// connection is done for, and Reusable reports false even when the request had been written
+// whole just before. Unlike a deadline set on Conn, it cannot be undone by the session arming
+// its own write deadline at the same moment.
+func (c *ClientSession) InterruptWrite() {
+	c.broken.Store(true)
+	c.wr.interrupt()
+}
 
 // Exchanges returns how many requests were written on this connection.
 func (c *ClientSession) Exchanges() int { return c.exchanges }

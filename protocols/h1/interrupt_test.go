@@ -150,3 +150,64 @@ func TestInterruptWrite(t *testing.T) {
 		t.Fatal("the writer wrote on after InterruptWrite")
 	}
 }
+
+// TestInterruptAfterCompleteEndsConnection: an interrupt that comes just after the body it
+// was meant to stop had already been read (or written) whole, which happens when a response
+// completes at the same moment, still ends the connection. Kept, the connection would fail
+// its next request: the interrupt stays in force for every later read or write.
+func TestInterruptAfterCompleteEndsConnection(t *testing.T) {
+	t.Run("server", func(t *testing.T) {
+		cc, sc := testbin.TCPPair(t)
+		go io.Copy(io.Discard, cc)
+		s := NewServerSession(sc, nil)
+		io.WriteString(cc, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok")
+		if err := s.ReadRequest(); err != nil {
+			t.Fatal(err)
+		}
+		for !s.BodyDone() {
+			if _, err := s.ReadBody(); err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+		}
+		s.InterruptRead()
+		resp := header.NewResponse(204)
+		if err := s.WriteResponseHeader(resp); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FinishResponse(nil); err != nil {
+			t.Fatal(err)
+		}
+		if s.Finish() {
+			t.Fatal("the connection was kept for another request after InterruptRead")
+		}
+	})
+	t.Run("client", func(t *testing.T) {
+		cc, sc := testbin.TCPPair(t)
+		c := NewClientSession(cc, nil)
+		req := header.NewRequest("POST", "/")
+		req.Append("Host", "a")
+		req.Append("Content-Length", "2")
+		if err := c.WriteRequestHeader(req); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WriteBody([]byte("ok")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.FinishRequest(nil); err != nil {
+			t.Fatal(err)
+		}
+		c.InterruptWrite()
+		io.WriteString(sc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		if err := c.ReadResponseHeader(); err != nil {
+			t.Fatal(err)
+		}
+		for !c.BodyDone() {
+			if _, err := c.ReadBody(); err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+		}
+		if c.Reusable() {
+			t.Fatal("the connection was reusable after InterruptWrite")
+		}
+	})
+}

@@ -142,7 +142,9 @@ func (s *ServerSession) Reset(conn net.Conn, opts *ServerOptions, served int) {
 // InterruptRead makes a read of the request on another goroutine (typically of its body)
 // fail at once with a ReadTimedout, and every later read of this session too, until Reset.
 // Unlike a deadline set on Conn, it cannot be undone by the session arming its own read
-// deadline at the same moment.
+// deadline at the same moment. The connection then serves no further request (KeepAlive
+// reports false), even when the body had been read whole just before: its next request
+// could not be read.
 func (s *ServerSession) InterruptRead() { s.rd.interrupt() }
 
 // Buffered returns how many bytes of further requests (pipelined by the client) are already
@@ -382,7 +384,7 @@ func (s *ServerSession) SetKeepAlive(on bool) {
 // KeepAlive reports whether the connection will be kept for another request after this one
 // if the exchange completes cleanly.
 func (s *ServerSession) KeepAlive() bool {
-	return s.keepAlive && !s.closeAfter && !s.broken && !s.bodyFailed.Load()
+	return s.keepAlive && !s.closeAfter && !s.broken && !s.bodyFailed.Load() && !s.rd.stopped.Load()
 }
 
 // HeadSent reports whether the final response head was written.

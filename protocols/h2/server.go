@@ -460,7 +460,13 @@ func (c *ServerConn) callWith(fn func(), done chan struct{}) bool {
 	case <-done:
 		return true
 	case <-c.done:
-		return false
+		// fn may have run just before the connection ended.
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
 	}
 }
 

@@ -300,6 +300,13 @@ func (c *ServerConn) startHandler(st *stream) {
 func (c *ServerConn) handlerDone(st *stream) {
 	c.running--
 	st.cancel()
+	// Body bytes the handler left unread go back to the connection's window: a client whose
+	// requests are answered without reading their bodies would otherwise see the connection
+	// stall once they add up to the window.
+	if unread := st.ss.body.discard(); unread > 0 {
+		c.recvWindow += int64(unread)
+		c.fr.WriteWindowUpdate(0, uint32(unread))
+	}
 	if !st.reset && c.streams[st.id] == st {
 		switch {
 		case !st.headSent || st.ss.panicked:

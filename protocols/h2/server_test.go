@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -571,5 +572,93 @@ func TestWriteLastBody(t *testing.T) {
 	}
 	if len(data) != 1 || data[0] != "the end" {
 		t.Fatalf("DATA frames %q, want one with the body and END_STREAM", data)
+	}
+}
+
+// TestUnreadBodyReturnsConnWindow answers requests whose bodies arrived whole without reading
+// them: the bytes left unread must go back to the connection's flow-control window when the
+// stream ends, or the connection stalls once they add up to the window.
+func TestUnreadBodyReturnsConnWindow(t *testing.T) {
+	const window, size = 65535, 16 << 10
+	addr := serve(t, &ServerOptions{ConnWindow: window, StreamWindow: window}, nil, nil, func(s *ServerStream) {
+		for deadline := time.Now().Add(waitBound); ; time.Sleep(time.Millisecond) {
+			s.body.mu.Lock()
+			arrived := s.body.done
+			s.body.mu.Unlock()
+			if arrived || time.Now().After(deadline) {
+				break
+			}
+		}
+		s.WriteResponseHeader(header.NewResponse(403))
+		s.FinishResponse(nil)
+	})
+	cc := dial(t, addr, nil, nil)
+	done := make(chan error, 1)
+	go func() {
+		for i := range 3 * window / size {
+			x, err := exchangeOn(t, cc, header.NewRequest("POST", "/"), []string{strings.Repeat("x", size)}, nil)
+			if err == nil && x.status != 403 {
+				err = fmt.Errorf("status %d", x.status)
+			}
+			if err != nil {
+				done <- fmt.Errorf("request %d: %w", i, err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitBound):
+		t.Fatal("the connection stalled: the window of unread bodies was not given back")
+	}
+}
+
+// TestBodyDoneWithLastPiece: when the end of the stream has arrived by the time the handler
+// reads the last bytes, ReadBody returns them with BodyDone already true, and the trailers in
+// place, so that a proxy forwards the body and its end in one go; then io.EOF.
+func TestBodyDoneWithLastPiece(t *testing.T) {
+	type result struct {
+		body          string
+		doneWithLast  bool
+		trailer, tail string
+	}
+	got := make(chan result, 1)
+	addr := serve(t, nil, nil, nil, func(s *ServerStream) {
+		for deadline := time.Now().Add(waitBound); ; time.Sleep(time.Millisecond) {
+			s.body.mu.Lock()
+			arrived := s.body.done
+			s.body.mu.Unlock()
+			if arrived || time.Now().After(deadline) {
+				break
+			}
+		}
+		var r result
+		for {
+			p, err := s.ReadBody()
+			r.body += string(p)
+			if len(p) > 0 && s.BodyDone() {
+				r.doneWithLast = true
+				r.trailer = s.Trailers().Value("x-t")
+			}
+			if err != nil {
+				r.tail = err.Error()
+				break
+			}
+		}
+		got <- r
+		s.WriteResponseHeader(header.NewResponse(204))
+		s.FinishResponse(nil)
+	})
+	cc := dial(t, addr, nil, nil)
+	if _, err := exchangeOn(t, cc, header.NewRequest("POST", "/"), []string{"one", "two"}, fields("x-t", "v")); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	if r.body != "onetwo" || !r.doneWithLast || r.trailer != "v" || r.tail != "EOF" {
+		t.Fatalf("read %+v; want the body, BodyDone and the trailer with the last piece, then EOF", r)
 	}
 }

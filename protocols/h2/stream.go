@@ -95,6 +95,14 @@ func (s *ServerStream) ReadBody() ([]byte, error) {
 		s.buf = bodyBufs.Get().(*[bodyBufSize]byte)
 	}
 	n, trailers, err := s.body.read(s.buf[:])
+	if err == io.EOF {
+		// The end of the stream: with the last piece when it had already arrived, so that
+		// BodyDone reports it at once, as for an HTTP/1 body of known length.
+		for _, f := range trailers {
+			s.trailers.Append(f.Name, f.Value)
+		}
+		s.bodyDone.Store(true)
+	}
 	if n > 0 {
 		s.read += int64(n)
 		st := s.st
@@ -102,10 +110,6 @@ func (s *ServerStream) ReadBody() ([]byte, error) {
 		return s.buf[:n], nil
 	}
 	if err == io.EOF {
-		for _, f := range trailers {
-			s.trailers.Append(f.Name, f.Value)
-		}
-		s.bodyDone.Store(true)
 		return nil, io.EOF
 	}
 	return nil, perr.Because(perr.ReadError, "reading the request body", err).AsDown()
@@ -221,7 +225,13 @@ func (s *ServerStream) send(status int, data []byte, end bool, what string) erro
 		select {
 		case err = <-s.op.done:
 		case <-c.done:
-			err = ErrServerClosed
+			// The connection ended: the outcome of a write completed just before it (the
+			// client may have closed the connection on reading it) is still the outcome.
+			select {
+			case err = <-s.op.done:
+			default:
+				err = ErrServerClosed
+			}
 		}
 	}
 	s.op.data = nil
@@ -398,7 +408,8 @@ func (b *bodyPipe) discard() int {
 	return n
 }
 
-// read copies body bytes into dst; at the end it returns io.EOF and the trailers.
+// read copies body bytes into dst; at the end it returns io.EOF and the trailers, together
+// with the last bytes when the end of the stream had arrived by then.
 func (b *bodyPipe) read(dst []byte) (int, []hpack.HeaderField, error) {
 	for {
 		b.mu.Lock()
@@ -410,6 +421,11 @@ func (b *bodyPipe) read(dst []byte) (int, []hpack.HeaderField, error) {
 				c.free()
 				b.chunks[0] = chunk{}
 				b.chunks = b.chunks[1:]
+			}
+			if len(b.chunks) == 0 && b.done && b.err == nil {
+				t := b.trailers
+				b.mu.Unlock()
+				return n, t, io.EOF
 			}
 			b.mu.Unlock()
 			return n, nil, nil
