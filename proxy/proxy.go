@@ -229,7 +229,8 @@ func (p *Proxy[C]) serveLoop(shutdown context.Context, c net.Conn, served int, p
 		p.conns.Put(st)
 		st = nil
 	}
-	busy := false // the last request followed its predecessor's response at once
+	busy := false         // the last request followed its predecessor's response at once
+	var lastEnd time.Time // when the last request's response ended: the wait starts about then
 
 	// A new connection's first request is served even when a graceful shutdown has begun
 	// (with keep-alive off, as the reference does): the client connected before the
@@ -243,7 +244,10 @@ func (p *Proxy[C]) serveLoop(shutdown context.Context, c net.Conn, served int, p
 				return
 			}
 		}
-		waitStart := time.Now()
+		waitStart := lastEnd
+		if waitStart.IsZero() {
+			waitStart = time.Now()
+		}
 		var err error
 		read := false
 		if canPark && !pipelined {
@@ -293,11 +297,13 @@ func (p *Proxy[C]) serveLoop(shutdown context.Context, c net.Conn, served int, p
 			return
 		}
 		state.Store(connBusy)
-		busy = time.Since(waitStart) < hotGap
-		if !p.serveRequest(st, shutdown.Err() != nil) || shutdown.Err() != nil {
+		now := time.Now()
+		busy = now.Sub(waitStart) < hotGap
+		if !p.serveRequest(st, shutdown.Err() != nil, now) || shutdown.Err() != nil {
 			release(true)
 			return
 		}
+		lastEnd = st.sess.Timings.End
 	}
 }
 
@@ -377,12 +383,12 @@ func (p *Proxy[C]) badRequest(ds *h1.ServerSession, err error) {
 	}
 }
 
-// serveRequest runs the phases for the request just read and reports whether the connection
-// can serve another one.
-func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool) (reuse bool) {
+// serveRequest runs the phases for the request just read (at start) and reports whether the
+// connection can serve another one.
+func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool, start time.Time) (reuse bool) {
 	s := &st.sess
 	s.reset(st.ds, st.h2s, shuttingDown)
-	s.Timings.Start = time.Now()
+	s.Timings.Start = start
 	if shuttingDown {
 		s.down.SetKeepAlive(false)
 	}

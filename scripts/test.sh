@@ -42,6 +42,11 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+# Socket reads and writes take raw system calls in normal builds and package syscall's in race
+# builds (internal/rawio): the packages on that path run once more without the detector.
+echo "== go test, without the race detector, of the raw socket I/O path"
+go test -count=1 -timeout 10m ./internal/rawio ./protocols/h1 ./connector ./proxy ./e2e/h2 ./e2e/ws
+
 echo "== fuzzing each target for $FUZZTIME"
 # fuzz DIR NAME runs one target; on failure it prints the fuzzer's output and the failing
 # input it wrote under testdata/fuzz, and returns 1 (2 when the fuzzer failed without an

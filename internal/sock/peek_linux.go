@@ -15,7 +15,7 @@ const Supported = true
 // call (a field of a heap object, so that calling Peek allocates nothing).
 func Peek(fd uintptr, buf *byte) (n int, errno syscall.Errno) {
 	for {
-		r, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(buf)), 1,
+		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(buf)), 1,
 			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 		if e == syscall.EINTR {
 			continue

@@ -10,7 +10,7 @@ import (
 // stream; errno is EAGAIN when nothing has arrived yet. buf must not be empty.
 func PeekN(fd uintptr, buf []byte) (n int, errno syscall.Errno) {
 	for {
-		r, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
+		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
 			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 		if e == syscall.EINTR {
 			continue

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/internal/rawio"
 	"github.com/pingora-go/pingora/perr"
 )
 
@@ -60,6 +61,8 @@ func NewClientSession(conn net.Conn, opts *ClientOptions) *ClientSession {
 	c := &ClientSession{conn: conn, opts: opts}
 	c.rd.conn, c.rd.source, c.rd.timeout = conn, perr.Upstream, opts.ReadTimeout
 	c.wr.conn, c.wr.source, c.wr.timeout = conn, perr.Upstream, opts.WriteTimeout
+	raw := rawio.New(conn)
+	c.rd.sock, c.wr.sock = raw, raw
 	return c
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pingora-go/pingora/internal/rawio"
 	"github.com/pingora-go/pingora/perr"
 )
 
@@ -34,6 +35,7 @@ func putBuf(b []byte) {
 // intact while the message is being processed.
 type reader struct {
 	conn   net.Conn
+	sock   *rawio.Conn // conn's socket, read with raw system calls; nil when conn is not one
 	buf    []byte
 	r, w   int
 	pin    int
@@ -170,7 +172,13 @@ func (rd *reader) fill() error {
 	if rd.stopped.Load() {
 		return rd.wrapErr(os.ErrDeadlineExceeded)
 	}
-	n, err := rd.conn.Read(rd.buf[rd.w:])
+	var n int
+	var err error
+	if rd.sock != nil {
+		n, err = rd.sock.Read(rd.buf[rd.w:])
+	} else {
+		n, err = rd.conn.Read(rd.buf[rd.w:])
+	}
 	rd.w += n
 	if err != nil {
 		if n > 0 && err == io.EOF {
@@ -219,6 +227,7 @@ func ioError(err error, src perr.Source, write bool) error {
 // writer buffers small writes and passes large ones straight to the connection.
 type writer struct {
 	conn    net.Conn
+	sock    *rawio.Conn // as reader.sock
 	buf     []byte
 	source  perr.Source
 	timeout time.Duration
@@ -291,7 +300,13 @@ func (wr *writer) raw(p []byte) error {
 	if err := wr.armWrite(); err != nil {
 		return err
 	}
-	if _, err := wr.conn.Write(p); err != nil {
+	var err error
+	if wr.sock != nil {
+		_, err = wr.sock.Write(p)
+	} else {
+		_, err = wr.conn.Write(p)
+	}
+	if err != nil {
 		wr.err = ioError(err, wr.source, true)
 		return wr.err
 	}
@@ -328,4 +343,16 @@ func appendDate(dst []byte) []byte {
 	dst = append(dst, dateCache.val...)
 	dateCache.Unlock()
 	return dst
+}
+
+// rawFor returns a raw reader and writer of conn's socket, reusing old (which may be nil) when
+// there is one, or nil when conn is not a plain socket.
+func rawFor(old *rawio.Conn, conn net.Conn) *rawio.Conn {
+	if old == nil {
+		return rawio.New(conn)
+	}
+	if !old.Reset(conn) {
+		return nil
+	}
+	return old
 }

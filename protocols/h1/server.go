@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/internal/rawio"
 	"github.com/pingora-go/pingora/perr"
 )
 
@@ -71,10 +72,11 @@ var ErrHeadAlreadySent = errors.New("h1: final response head already sent")
 // except that one goroutine may read the request body (ReadBody) while another writes the
 // response (WriteResponseHeader, WriteBody), as a proxy streaming both ways does.
 type ServerSession struct {
-	conn net.Conn
-	opts *ServerOptions
-	rd   reader
-	wr   writer
+	conn    net.Conn
+	rawConn *rawio.Conn // kept across Reset; rd.sock and wr.sock when conn is a plain socket
+	opts    *ServerOptions
+	rd      reader
+	wr      writer
 
 	// Req is the current request head; its bytes are valid until the next ReadRequest.
 	Req header.RequestHeader
@@ -109,6 +111,8 @@ func NewServerSession(conn net.Conn, opts *ServerOptions) *ServerSession {
 	s := &ServerSession{conn: conn, opts: opts}
 	s.rd.conn, s.rd.source = conn, perr.Downstream
 	s.wr.conn, s.wr.source = conn, perr.Downstream
+	s.rawConn = rawFor(nil, conn)
+	s.rd.sock, s.wr.sock = s.rawConn, s.rawConn
 	s.wr.timeout = durOr(opts.WriteTimeout, DefaultWriteTimeout)
 	return s
 }
@@ -127,6 +131,12 @@ func (s *ServerSession) Reset(conn net.Conn, opts *ServerOptions, served int) {
 	s.rd.conn, s.rd.source, s.rd.eof = conn, perr.Downstream, false
 	s.rd.timeout, s.rd.deadline = 0, time.Time{}
 	s.wr.conn, s.wr.source, s.wr.err = conn, perr.Downstream, nil
+	if raw := rawFor(s.rawConn, conn); raw != nil {
+		s.rawConn = raw
+		s.rd.sock, s.wr.sock = raw, raw
+	} else {
+		s.rd.sock, s.wr.sock = nil, nil
+	}
 	s.wr.timeout = durOr(opts.WriteTimeout, DefaultWriteTimeout)
 	// The deadlines armed were the previous connection's: conn has none of them yet.
 	s.rd.armed, s.wr.armed = time.Time{}, time.Time{}

@@ -1,0 +1,116 @@
+// Package rawio reads and writes a plain TCP or unix socket with raw system calls, still
+// waiting for readiness and honouring deadlines through the runtime's network poller. It works
+// on Linux; elsewhere New returns nil and callers use the net.Conn.
+//
+// A read or write through net.Conn tells the scheduler that the thread enters a system call
+// that may block. On a non-blocking socket it never blocks, but the bookkeeping costs time on
+// every call, and a call that runs long (a loopback write runs the receiver's network stack
+// inline) lets the system monitor hand the processor to another thread, which costs thread
+// wake-ups and context switches. nginx's event loop pays for neither. A raw call keeps the
+// processor for its few microseconds instead. Calls are bounded in size (MaxChunk), so that
+// one never holds the processor for long.
+package rawio
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// MaxChunk bounds the bytes of one read or write system call, which bounds how long a raw
+// call can hold the processor.
+const MaxChunk = 256 << 10
+
+// Conn does the reads and writes of one socket. Make it once (it holds the functions handed to
+// syscall.RawConn, made once so that a call allocates nothing) and point it at each new
+// connection with Reset. One read and one write may run at the same time.
+type Conn struct {
+	rc syscall.RawConn
+
+	rp    []byte
+	rn    int
+	rerr  syscall.Errno
+	readF func(fd uintptr) bool
+
+	wp     []byte
+	wn     int
+	werr   syscall.Errno
+	writeF func(fd uintptr) bool
+}
+
+// New returns a Conn for conn, or nil when conn is not a plain TCP or unix socket (TLS and
+// other wrappers do their own reads and writes).
+func New(conn net.Conn) *Conn {
+	c := &Conn{}
+	if !c.Reset(conn) {
+		return nil
+	}
+	return c
+}
+
+// Reset points c at conn and reports whether conn is a plain TCP or unix socket. When it is
+// not, c must not be used until a Reset that reports true.
+func (c *Conn) Reset(conn net.Conn) bool {
+	c.rc = nil
+	var sc syscall.Conn
+	switch t := conn.(type) {
+	case *net.TCPConn:
+		sc = t
+	case *net.UnixConn:
+		sc = t
+	default:
+		return false
+	}
+	if !supported {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	c.rc = rc
+	if c.readF == nil {
+		c.readF, c.writeF = c.readFd, c.writeFd
+	}
+	return true
+}
+
+// Read reads into p as net.Conn.Read does: it waits for data until the connection's read
+// deadline, and returns io.EOF at the end of the stream.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rp, c.rn, c.rerr = p, 0, 0
+	err := c.rc.Read(c.readF)
+	c.rp = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case c.rerr != 0:
+		return 0, os.NewSyscallError("read", c.rerr)
+	case c.rn == 0:
+		return 0, io.EOF
+	}
+	return c.rn, nil
+}
+
+// Write writes all of p as net.Conn.Write does, waiting for room until the connection's write
+// deadline; it returns how much was written.
+func (c *Conn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.wp, c.wn, c.werr = p, 0, 0
+	err := c.rc.Write(c.writeF)
+	n := c.wn
+	c.wp = nil
+	switch {
+	case err != nil:
+		return n, err
+	case c.werr != 0:
+		return n, os.NewSyscallError("write", c.werr)
+	}
+	return n, nil
+}

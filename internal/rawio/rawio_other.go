@@ -1,0 +1,19 @@
+//go:build !linux
+
+package rawio
+
+import "syscall"
+
+const supported = false
+
+// readFd is never called: Reset refuses every connection off Linux.
+func (c *Conn) readFd(uintptr) bool {
+	c.rerr = syscall.ENOSYS
+	return true
+}
+
+// writeFd is never called: Reset refuses every connection off Linux.
+func (c *Conn) writeFd(uintptr) bool {
+	c.werr = syscall.ENOSYS
+	return true
+}
