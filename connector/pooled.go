@@ -1,6 +1,8 @@
 package connector
 
 import (
+	"errors"
+	"os"
 	"syscall"
 
 	"github.com/pingora-go/pingora/internal/sock"
@@ -42,14 +44,23 @@ func (pc *pooledConn) check() bool {
 		return pool.ConnAlive(pc.s.Conn())
 	}
 	pc.alive = false
-	if err := pc.rc.Read(pc.peek); err != nil {
-		return false
+	err := pc.rc.Read(pc.peek)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The last exchange's deadline passed while the connection sat idle (see park).
+		if pc.s.ClearDeadlines() != nil {
+			return false
+		}
+		err = pc.rc.Read(pc.peek)
 	}
-	return pc.alive
+	return err == nil && pc.alive
 }
 
-// park prepares a session for the pool: no deadline may fire while it is idle.
+// park prepares a session for the pool. The deadlines armed for its last exchange stay: they
+// lie at most 5/4 of the timeouts ahead (h1's coarse deadlines), so that a connection reused
+// soon, the common case under load, needs no new deadline, where clearing them here would
+// cost one deadline change now and two at the next exchange. One that passes while the
+// connection is idle harms nothing: check clears it, and the session arms a new one before
+// its next read or write.
 func park(s *h1.ClientSession) {
 	s.Release()
-	s.ClearDeadlines()
 }

@@ -80,10 +80,10 @@ func (c *ClientSession) SetTimeouts(read, write time.Duration) {
 	c.rd.timeout, c.wr.timeout = read, write
 }
 
-// ClearDeadlines removes the connection's read and write deadlines, for a connection that
-// waits idle in a pool. The session sets its own again on its next read and write. (The
-// session keeps a deadline armed across reads and writes; a deadline set on Conn directly
-// must be followed by ClearDeadlines or the end of the session.)
+// ClearDeadlines removes the connection's read and write deadlines, such as one that passed
+// while the connection waited idle in a pool. The session sets its own again on its next read
+// and write. (The session keeps a deadline armed across reads and writes; a deadline set on
+// Conn directly must be followed by ClearDeadlines or the end of the session.)
 func (c *ClientSession) ClearDeadlines() error {
 	c.rd.armed, c.wr.armed = time.Time{}, time.Time{}
 	return c.conn.SetDeadline(time.Time{})
