@@ -138,7 +138,7 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 			return err
 		}
 	}
-	s.Timings.UpstreamHead = time.Now()
+	s.Timings.UpstreamHead = nowSince(s.Timings.Start)
 	s.upstreamResp = resp
 	switchProto := resp.Status == 101
 	if switchProto && !upgrade {

@@ -297,7 +297,7 @@ func (p *Proxy[C]) serveLoop(shutdown context.Context, c net.Conn, served int, p
 			return
 		}
 		state.Store(connBusy)
-		now := time.Now()
+		now := nowSince(waitStart)
 		busy = now.Sub(waitStart) < hotGap
 		if !p.serveRequest(st, shutdown.Err() != nil, now) || shutdown.Err() != nil {
 			release(true)
@@ -454,7 +454,7 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool, start time.Time)
 				"status", ftp.ErrorCode, "attempts", s.attempts)
 		}
 	}
-	s.Timings.End = time.Now()
+	s.Timings.End = nowSince(s.Timings.Start)
 	stage = inLogging
 	p.app.Logging(s, err, ctx)
 	stage = inObservers
@@ -671,7 +671,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 			}
 			return e
 		}
-		s.Timings.Connected = time.Now()
+		s.Timings.Connected = nowSince(connStart)
 		for _, o := range p.opts.Observers {
 			o.UpstreamConnected(s, reused, s.Timings.Connected.Sub(connStart))
 		}
