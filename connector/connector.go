@@ -133,11 +133,12 @@ func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientS
 	if peer.TLS && o.ALPN == upstream.H2 {
 		return nil, false, perr.Because(perr.InternalError, "connecting to "+peer.String(), ErrH2Only).AsIn()
 	}
+	key := peer.ReuseHash()
 	if o.IdleTimeout >= 0 {
 		// A session broken while it sat in the pool (aborted from another goroutine just
 		// as it was released) is not handed out, even unchecked (ReuseCheckAfter).
 		for {
-			pc, ok := c.pool.Get(peer.ReuseHash())
+			pc, ok := c.pool.Get(key)
 			if !ok {
 				break
 			}
@@ -159,19 +160,21 @@ func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientS
 		WriteTimeout:              orDefault(o.WriteTimeout, DefaultWriteTimeout),
 		AllowInvalidContentLength: o.AllowH1ResponseInvalidContentLength,
 	})
-	s.Ext = newPooledConn(s)
+	s.Ext = newPooledConn(s, key)
 	return s, false, nil
 }
 
-// Release takes back a session after its exchange: a reusable one goes to the pool under the
-// peer's reuse hash with the peer's idle timeout; any other is closed.
+// Release takes back a session that Get returned for peer, after its exchange: a reusable one
+// goes to the pool, under the peer's reuse hash as Get computed it, with the peer's idle
+// timeout; any other is closed.
 func (c *Connector) Release(peer *upstream.Peer, s *h1.ClientSession) {
 	if !s.Reusable() || peer.Options.IdleTimeout < 0 {
 		s.Close()
 		return
 	}
+	pc := s.Ext.(*pooledConn)
 	park(s)
-	c.pool.Put(peer.ReuseHash(), s.Ext.(*pooledConn), peer.Options.IdleTimeout)
+	c.pool.Put(pc.key, pc, peer.Options.IdleTimeout)
 }
 
 // Dial opens a new connection to peer, with TLS when the peer asks for it; the TLS connection

@@ -209,7 +209,7 @@ func (c *Connector) dialH2(ctx context.Context, peer *upstream.Peer, key uint64,
 			WriteTimeout:              orDefault(o.WriteTimeout, DefaultWriteTimeout),
 			AllowInvalidContentLength: o.AllowH1ResponseInvalidContentLength,
 		})
-		s.Ext = newPooledConn(s)
+		s.Ext = newPooledConn(s, key)
 		return HTTPSession{H1: s}, false, nil
 	}
 	ow := o.WithDefaults()

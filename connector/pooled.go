@@ -14,14 +14,16 @@ import (
 // before reuse without allocating.
 type pooledConn struct {
 	s       *h1.ClientSession
+	key     uint64 // the reuse hash of the peer it connects to
 	rc      syscall.RawConn
 	peek    func(fd uintptr) bool
 	alive   bool
 	peekBuf [1]byte
 }
 
-func newPooledConn(s *h1.ClientSession) *pooledConn {
-	pc := &pooledConn{s: s}
+// newPooledConn makes the pooling state of s, a connection to the peer whose reuse hash is key.
+func newPooledConn(s *h1.ClientSession, key uint64) *pooledConn {
+	pc := &pooledConn{s: s, key: key}
 	if sc, ok := s.Conn().(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			pc.rc = rc

@@ -533,7 +533,9 @@ func (s *ServerSession) FinishResponse(trailers *header.Fields) error {
 
 // Finish completes the exchange after the response was written: it drains what is left of the
 // request body (within DrainLimit and DrainTimeout) and reports whether the connection can
-// serve another request. When it cannot, the caller closes the connection.
+// serve another request. When it cannot, the caller closes the connection. The session keeps
+// its buffers for a request that follows at once; Release gives them back while the
+// connection waits.
 func (s *ServerSession) Finish() bool {
 	if !s.headSent || !s.respBody.finished || s.upgraded {
 		s.broken = true
@@ -547,8 +549,6 @@ func (s *ServerSession) Finish() bool {
 			return false
 		}
 	}
-	s.wr.release()
-	s.rd.release()
 	return true
 }
 
