@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pingora-go/pingora/internal/rawio"
@@ -219,7 +220,8 @@ func ioError(err error, src perr.Source, write bool) error {
 			t = perr.WriteTimedout
 		}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
-		errors.Is(err, io.ErrClosedPipe):
+		errors.Is(err, io.ErrClosedPipe), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.ECONNABORTED):
 		t = perr.ConnectionClosed
 	}
 	e := perr.Because(t, "", err)

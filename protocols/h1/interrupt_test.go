@@ -2,6 +2,7 @@ package h1
 
 import (
 	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -210,4 +211,35 @@ func TestInterruptAfterCompleteEndsConnection(t *testing.T) {
 			t.Fatal("the connection was reusable after InterruptWrite")
 		}
 	})
+}
+
+// TestResetBetweenRequestsIsEOF: a client that resets its kept-alive connection between
+// requests (wrk does, at its end) ends the connection as a close does: ReadRequest returns
+// io.EOF, not an error the server would log as an invalid request; a reset in the middle of a
+// body is a ConnectionClosed.
+func TestResetBetweenRequestsIsEOF(t *testing.T) {
+	cc, sc := testbin.TCPPair(t)
+	s := NewServerSession(sc, nil)
+	io.WriteString(cc, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab")
+	if err := s.ReadRequest(); err != nil {
+		t.Fatal(err)
+	}
+	cc.(*net.TCPConn).SetLinger(0)
+	cc.Close()
+	var err error
+	for err == nil {
+		_, err = s.ReadBody()
+	}
+	if e, ok := perr.As(err); !ok || e.Type != perr.ConnectionClosed {
+		t.Fatalf("body cut by a reset: %v, want ConnectionClosed", err)
+	}
+
+	cc, sc = testbin.TCPPair(t)
+	s = NewServerSession(sc, nil)
+	cc.(*net.TCPConn).SetLinger(0)
+	cc.Close()
+	time.Sleep(20 * time.Millisecond) // the reset arrives
+	if err := s.ReadRequest(); err != io.EOF {
+		t.Fatalf("ReadRequest after a reset: %v, want io.EOF", err)
+	}
 }
