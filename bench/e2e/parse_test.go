@@ -106,3 +106,14 @@ func FuzzParseWrk(f *testing.F) {
 		}
 	})
 }
+
+func TestPairedRatio(t *testing.T) {
+	ours := []run{{cpuPerReq: 30}, {cpuPerReq: 20}, {cpuPerReq: 44}}
+	nginx := []run{{cpuPerReq: 30}, {cpuPerReq: 25}, {cpuPerReq: 40}}
+	if r, ok := pairedRatio(ours, nginx); !ok || r != 1 {
+		t.Errorf("pairedRatio = %v, %v; want the median of 1, 0.8 and 1.1: 1", r, ok)
+	}
+	if _, ok := pairedRatio(ours, nginx[:2]); ok {
+		t.Error("rounds missing on one side still gave a ratio")
+	}
+}

@@ -36,14 +36,15 @@ func medianOf(runs []run, f func(run) float64) float64 {
 	return median(xs)
 }
 
-// print writes the table as Markdown: medians over the rounds, with the range of requests/s,
-// and the lowest CPU per request besides its median: on a shared machine a neighbour's load
-// only ever adds to a run's CPU time (cache misses, a busy sibling hyperthread), so the
-// lowest figure is the one least disturbed.
+// print writes the table as Markdown: medians over the rounds, with the range of requests/s.
+// CPU per request comes three ways: the median; the lowest, since on a shared machine a
+// neighbour's load only ever adds to a run's CPU time (cache misses, a busy sibling
+// hyperthread), so the lowest figure is the one least disturbed; and as a ratio to nginx's
+// in the same round (pairedRatio).
 func (tb table) print(w io.Writer, ts []target) {
 	fmt.Fprintf(w, "%s responses, %d worker(s):\n\n", tb.size, tb.workers)
-	fmt.Fprintln(w, "| proxy      | req/s (median) | req/s (min–max)   | p50 ms | p99 ms | CPU µs/req | CPU µs/req (min) | peak RSS MiB | errors |")
-	fmt.Fprintln(w, "|------------|---------------:|-------------------|-------:|-------:|-----------:|-----------------:|-------------:|-------:|")
+	fmt.Fprintln(w, "| proxy      | req/s (median) | req/s (min–max)   | p50 ms | p99 ms | CPU µs/req | CPU µs/req (min) | CPU / nginx's | peak RSS MiB | errors |")
+	fmt.Fprintln(w, "|------------|---------------:|-------------------|-------:|-------:|-----------:|-----------------:|--------------:|-------------:|-------:|")
 	for _, t := range ts {
 		runs := tb.runs[t.name]
 		if len(runs) == 0 {
@@ -59,18 +60,40 @@ func (tb table) print(w io.Writer, ts []target) {
 		for _, r := range runs {
 			errs += r.errors
 		}
-		cpu, cpuMin, rss := "–", "–", "–"
+		cpu, cpuMin, vsNginx, rss := "–", "–", "–", "–"
 		if t.start != nil {
 			cpu = fmt.Sprintf("%.1f", medianOf(runs, func(r run) float64 { return r.cpuPerReq }))
 			cpuMin = fmt.Sprintf("%.1f", slices.MinFunc(runs, func(a, b run) int { return cmpFloat(a.cpuPerReq, b.cpuPerReq) }).cpuPerReq)
+			if r, ok := pairedRatio(runs, tb.runs["nginx"]); ok {
+				vsNginx = fmt.Sprintf("%.2f", r)
+			}
 			rss = fmt.Sprintf("%.1f", medianOf(runs, func(r run) float64 { return float64(r.hwmKB) / 1024 }))
 		}
-		fmt.Fprintf(w, "| %-10s | %14.0f | %7.0f–%-9.0f | %6.2f | %6.2f | %10s | %16s | %12s | %6d |\n",
+		fmt.Fprintf(w, "| %-10s | %14.0f | %7.0f–%-9.0f | %6.2f | %6.2f | %10s | %16s | %13s | %12s | %6d |\n",
 			t.name, medianOf(runs, rps), lo, hi,
 			ms(func(r run) time.Duration { return r.p50 }), ms(func(r run) time.Duration { return r.p99 }),
-			cpu, cpuMin, rss, errs)
+			cpu, cpuMin, vsNginx, rss, errs)
 	}
 	fmt.Fprintln(w)
+}
+
+// pairedRatio returns the median over the rounds of the CPU per request of runs over that of
+// nginx in the same round: the machine's speed drifts from one round to the next, and a
+// ratio within a round leaves out much of that drift.
+func pairedRatio(runs, nginx []run) (float64, bool) {
+	if len(runs) == 0 || len(runs) != len(nginx) {
+		return 0, false
+	}
+	xs := make([]float64, 0, len(runs))
+	for i, r := range runs {
+		if nginx[i].cpuPerReq > 0 {
+			xs = append(xs, r.cpuPerReq/nginx[i].cpuPerReq)
+		}
+	}
+	if len(xs) == 0 {
+		return 0, false
+	}
+	return median(xs), true
 }
 
 func cmpFloat(a, b float64) int {
