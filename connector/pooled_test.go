@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pingora-go/pingora/header"
+	"github.com/pingora-go/pingora/protocols/h1"
 	"github.com/pingora-go/pingora/upstream"
 )
 
@@ -49,18 +50,7 @@ func TestPooledDeadlinePassesWhileIdle(t *testing.T) {
 		if err := s.ReadResponseHeader(); err != nil {
 			t.Fatalf("response head (reused %v): %v", reused, err)
 		}
-		var body []byte
-		for {
-			b, err := s.ReadBody()
-			body = append(body, b...)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		if string(body) != "ok" {
+		if body := readBody(t, s); body != "ok" {
 			t.Fatalf("body %q", body)
 		}
 		local = s.Conn().LocalAddr().String()
@@ -73,6 +63,22 @@ func TestPooledDeadlinePassesWhileIdle(t *testing.T) {
 		reused, local := exchange()
 		if !reused || local != first {
 			t.Fatalf("exchange %d after an idle spell: reused %v on %s, want the pooled connection %s", i+2, reused, local, first)
+		}
+	}
+}
+
+// readBody reads the response body of s to its end.
+func readBody(t *testing.T, s *h1.ClientSession) string {
+	t.Helper()
+	var body []byte
+	for {
+		b, err := s.ReadBody()
+		body = append(body, b...)
+		if err == io.EOF {
+			return string(body)
+		}
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }

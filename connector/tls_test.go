@@ -346,20 +346,10 @@ func TestTLSPoolKeyedByTLSParams(t *testing.T) {
 		if err := s.ReadResponseHeader(); err != nil {
 			t.Fatal(err)
 		}
-		var body []byte
-		for {
-			b, err := s.ReadBody()
-			body = append(body, b...)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		body := readBody(t, s)
 		local = s.Conn().LocalAddr().String()
 		c.Release(p, s)
-		return reused, local, string(body)
+		return reused, local, body
 	}
 
 	_, aLocal, seen := exchange(a)

@@ -581,14 +581,7 @@ func TestWriteLastBody(t *testing.T) {
 func TestUnreadBodyReturnsConnWindow(t *testing.T) {
 	const window, size = 65535, 16 << 10
 	addr := serve(t, &ServerOptions{ConnWindow: window, StreamWindow: window}, nil, nil, func(s *ServerStream) {
-		for deadline := time.Now().Add(waitBound); ; time.Sleep(time.Millisecond) {
-			s.body.mu.Lock()
-			arrived := s.body.done
-			s.body.mu.Unlock()
-			if arrived || time.Now().After(deadline) {
-				break
-			}
-		}
+		waitWholeBody(s)
 		s.WriteResponseHeader(header.NewResponse(403))
 		s.FinishResponse(nil)
 	})
@@ -628,14 +621,7 @@ func TestBodyDoneWithLastPiece(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	addr := serve(t, nil, nil, nil, func(s *ServerStream) {
-		for deadline := time.Now().Add(waitBound); ; time.Sleep(time.Millisecond) {
-			s.body.mu.Lock()
-			arrived := s.body.done
-			s.body.mu.Unlock()
-			if arrived || time.Now().After(deadline) {
-				break
-			}
-		}
+		waitWholeBody(s)
 		var r result
 		for {
 			p, err := s.ReadBody()
@@ -660,5 +646,17 @@ func TestBodyDoneWithLastPiece(t *testing.T) {
 	r := <-got
 	if r.body != "onetwo" || !r.doneWithLast || r.trailer != "v" || r.tail != "EOF" {
 		t.Fatalf("read %+v; want the body, BodyDone and the trailer with the last piece, then EOF", r)
+	}
+}
+
+// waitWholeBody waits (within waitBound) until the end of s's request stream has arrived.
+func waitWholeBody(s *ServerStream) {
+	for deadline := time.Now().Add(waitBound); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		s.body.mu.Lock()
+		arrived := s.body.done
+		s.body.mu.Unlock()
+		if arrived {
+			return
+		}
 	}
 }
