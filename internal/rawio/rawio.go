@@ -37,6 +37,11 @@ type Conn struct {
 	wn     int
 	werr   syscall.Errno
 	writeF func(fd uintptr) bool
+
+	// Writev's pair: va then vb, of which vn bytes are written.
+	va, vb  []byte
+	vn      int
+	writevF func(fd uintptr) bool
 }
 
 // New returns a Conn for conn, or nil when conn is not a plain TCP or unix socket (TLS and
@@ -71,7 +76,7 @@ func (c *Conn) Reset(conn net.Conn) bool {
 	}
 	c.rc = rc
 	if c.readF == nil {
-		c.readF, c.writeF = c.readFd, c.writeFd
+		c.readF, c.writeF, c.writevF = c.readFd, c.writeFd, c.writevFd
 	}
 	return true
 }
@@ -111,6 +116,27 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return n, err
 	case c.werr != 0:
 		return n, os.NewSyscallError("write", c.werr)
+	}
+	return n, nil
+}
+
+// Writev writes all of a and then all of b, as Write(a) then Write(b) would, but with one
+// writev(2) while both fit the socket: a buffered head and a large body go out in one system
+// call, and the body is not copied behind the head first. One Write and one Writev may not run
+// at the same time.
+func (c *Conn) Writev(a, b []byte) (int, error) {
+	if len(a)+len(b) == 0 {
+		return 0, nil
+	}
+	c.va, c.vb, c.vn, c.werr = a, b, 0, 0
+	err := c.rc.Write(c.writevF)
+	n := c.vn
+	c.va, c.vb = nil, nil
+	switch {
+	case err != nil:
+		return n, err
+	case c.werr != 0:
+		return n, os.NewSyscallError("writev", c.werr)
 	}
 	return n, nil
 }

@@ -46,3 +46,32 @@ func (c *Conn) writeFd(fd uintptr) bool {
 	}
 	return true
 }
+
+// writevFd writes c.va and c.vb from c.vn on, as writeFd does, with writev(2): at most
+// MaxChunk bytes a call.
+func (c *Conn) writevFd(fd uintptr) bool {
+	total := len(c.va) + len(c.vb)
+	for c.vn < total {
+		a, b := c.va, c.vb
+		if c.vn < len(a) {
+			a = a[c.vn:]
+		} else {
+			a, b = nil, b[c.vn-len(a):]
+		}
+		a = a[:min(len(a), MaxChunk)]
+		b = b[:min(len(b), MaxChunk-len(a))]
+		n, e := sysWritev(fd, a, b)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		case 0:
+			c.vn += n
+		default:
+			c.werr = e
+			return true
+		}
+	}
+	return true
+}

@@ -17,3 +17,9 @@ func (c *Conn) writeFd(uintptr) bool {
 	c.werr = syscall.ENOSYS
 	return true
 }
+
+// writevFd is never called: Reset refuses every connection off Linux.
+func (c *Conn) writevFd(uintptr) bool {
+	c.werr = syscall.ENOSYS
+	return true
+}

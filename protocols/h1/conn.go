@@ -260,12 +260,17 @@ func (wr *writer) release() {
 	}
 }
 
-// write queues p, flushing first when it does not fit; a large p is written directly.
+// write queues p, flushing first when it does not fit; a large p is written directly (with what
+// is buffered, in one writev, on a plain socket).
 func (wr *writer) write(p []byte) error {
 	if wr.err != nil {
 		return wr.err
 	}
 	wr.ensureBuf()
+	if wr.sock != nil && len(p) >= copyLimit {
+		// The buffered bytes and p go out together, and p is not copied first.
+		return wr.rawv(p)
+	}
 	if len(wr.buf)+len(p) <= cap(wr.buf) {
 		wr.buf = append(wr.buf, p...)
 		return nil
@@ -311,6 +316,25 @@ func (wr *writer) raw(p []byte) error {
 	} else {
 		_, err = wr.conn.Write(p)
 	}
+	if err != nil {
+		wr.err = ioError(err, wr.source, true)
+		return wr.err
+	}
+	return nil
+}
+
+// copyLimit is the size from which a piece written to a plain socket is not copied behind the
+// buffered bytes but sent with them in one writev (rawv): a large body piece after a buffered
+// head then costs one system call and no copy.
+const copyLimit = 4 << 10
+
+// rawv writes out what is buffered and then p, with one writev where both fit the socket.
+func (wr *writer) rawv(p []byte) error {
+	if err := wr.armWrite(); err != nil {
+		return err
+	}
+	_, err := wr.sock.Writev(wr.buf, p)
+	wr.buf = wr.buf[:0]
 	if err != nil {
 		wr.err = ioError(err, wr.source, true)
 		return wr.err
