@@ -13,23 +13,20 @@ func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	return int(n), e
 }
 
-// sysWrite is write(2) as a raw system call; p is not empty.
-func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
-	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	return int(n), e
-}
-
-// sysWritev is writev(2) of a then b as a raw system call; either may be empty, not both.
+// sysWritev writes a then b as one raw system call: write(2) when one of them is empty,
+// writev(2) otherwise. They are not both empty.
 func sysWritev(fd uintptr, a, b []byte) (int, syscall.Errno) {
-	var iov [2]syscall.Iovec
-	n := 0
-	for _, p := range [2][]byte{a, b} {
-		if len(p) > 0 {
-			iov[n].Base = &p[0]
-			iov[n].SetLen(len(p))
-			n++
+	if len(a) == 0 || len(b) == 0 {
+		p := a
+		if len(p) == 0 {
+			p = b
 		}
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		return int(n), e
 	}
-	r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-	return int(r), e
+	iov := [2]syscall.Iovec{{Base: &a[0]}, {Base: &b[0]}}
+	iov[0].SetLen(len(a))
+	iov[1].SetLen(len(b))
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), 2)
+	return int(n), e
 }

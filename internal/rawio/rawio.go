@@ -33,14 +33,10 @@ type Conn struct {
 	rerr  syscall.Errno
 	readF func(fd uintptr) bool
 
-	wp     []byte
-	wn     int
-	werr   syscall.Errno
-	writeF func(fd uintptr) bool
-
 	// Writev's pair: va then vb, of which vn bytes are written.
 	va, vb  []byte
 	vn      int
+	werr    syscall.Errno
 	writevF func(fd uintptr) bool
 }
 
@@ -76,7 +72,7 @@ func (c *Conn) Reset(conn net.Conn) bool {
 	}
 	c.rc = rc
 	if c.readF == nil {
-		c.readF, c.writeF, c.writevF = c.readFd, c.writeFd, c.writevFd
+		c.readF, c.writevF = c.readFd, c.writevFd
 	}
 	return true
 }
@@ -103,27 +99,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // Write writes all of p as net.Conn.Write does, waiting for room until the connection's write
 // deadline; it returns how much was written.
-func (c *Conn) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	c.wp, c.wn, c.werr = p, 0, 0
-	err := c.rc.Write(c.writeF)
-	n := c.wn
-	c.wp = nil
-	switch {
-	case err != nil:
-		return n, err
-	case c.werr != 0:
-		return n, os.NewSyscallError("write", c.werr)
-	}
-	return n, nil
-}
+func (c *Conn) Write(p []byte) (int, error) { return c.Writev(nil, p) }
 
 // Writev writes all of a and then all of b, as Write(a) then Write(b) would, but with one
 // writev(2) while both fit the socket: a buffered head and a large body go out in one system
-// call, and the body is not copied behind the head first. One Write and one Writev may not run
-// at the same time.
+// call, and the body is not copied behind the head first. Write is Writev with a empty: one of
+// them at a time.
 func (c *Conn) Writev(a, b []byte) (int, error) {
 	if len(a)+len(b) == 0 {
 		return 0, nil

@@ -5,9 +5,9 @@ import "syscall"
 const supported = true
 
 // readFd reads once into c.rp: the function handed to syscall.RawConn.Read, which waits for
-// the socket to become readable when it returns false. It and writeFd make their system calls
-// through sysRead and sysWrite: raw ones (raw_linux.go), or package syscall's in race builds
-// (race_linux.go).
+// the socket to become readable when it returns false. It and writevFd make their system
+// calls through sysRead and sysWritev: raw ones (raw_linux.go), or package syscall's in race
+// builds (race_linux.go).
 func (c *Conn) readFd(fd uintptr) bool {
 	for {
 		n, e := sysRead(fd, c.rp[:min(len(c.rp), MaxChunk)])
@@ -25,30 +25,9 @@ func (c *Conn) readFd(fd uintptr) bool {
 	}
 }
 
-// writeFd writes c.wp from c.wn on: the function handed to syscall.RawConn.Write, which waits
-// for room when it returns false. Each system call writes at most MaxChunk bytes; between
-// them the goroutine can be preempted as any other.
-func (c *Conn) writeFd(fd uintptr) bool {
-	for c.wn < len(c.wp) {
-		chunk := min(len(c.wp)-c.wn, MaxChunk)
-		n, e := sysWrite(fd, c.wp[c.wn:c.wn+chunk])
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		case 0:
-			c.wn += int(n)
-		default:
-			c.werr = e
-			return true
-		}
-	}
-	return true
-}
-
-// writevFd writes c.va and c.vb from c.vn on, as writeFd does, with writev(2): at most
-// MaxChunk bytes a call.
+// writevFd writes c.va and c.vb from c.vn on: the function handed to syscall.RawConn.Write,
+// which waits for room when it returns false. Each writev(2) writes at most MaxChunk bytes;
+// between them the goroutine can be preempted as any other.
 func (c *Conn) writevFd(fd uintptr) bool {
 	total := len(c.va) + len(c.vb)
 	for c.vn < total {

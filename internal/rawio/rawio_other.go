@@ -12,12 +12,6 @@ func (c *Conn) readFd(uintptr) bool {
 	return true
 }
 
-// writeFd is never called: Reset refuses every connection off Linux.
-func (c *Conn) writeFd(uintptr) bool {
-	c.werr = syscall.ENOSYS
-	return true
-}
-
 // writevFd is never called: Reset refuses every connection off Linux.
 func (c *Conn) writevFd(uintptr) bool {
 	c.werr = syscall.ENOSYS

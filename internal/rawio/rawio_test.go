@@ -50,13 +50,26 @@ func TestStream(t *testing.T) {
 		}
 		done <- a.Close()
 	}()
+	got := readToEOF(t, rb, 40<<10)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes, not the %d sent", len(got), len(data))
+	}
+}
+
+// readToEOF reads r in pieces of at most size bytes until io.EOF; a read that returns nothing
+// and no error fails the test.
+func readToEOF(t *testing.T, r *Conn, size int) []byte {
+	t.Helper()
 	var got bytes.Buffer
-	buf := make([]byte, 40<<10)
+	buf := make([]byte, size)
 	for {
-		n, err := rb.Read(buf)
+		n, err := r.Read(buf)
 		got.Write(buf[:n])
 		if err == io.EOF {
-			break
+			return got.Bytes()
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -64,12 +77,6 @@ func TestStream(t *testing.T) {
 		if n == 0 {
 			t.Fatal("a read returned nothing and no error")
 		}
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got.Bytes(), data) {
-		t.Fatalf("got %d bytes, not the %d sent", got.Len(), len(data))
 	}
 }
 
@@ -96,23 +103,12 @@ func TestWritev(t *testing.T) {
 		}
 		done <- a.Close()
 	}()
-	var got bytes.Buffer
-	buf := make([]byte, 8<<10)
-	for {
-		n, err := rb.Read(buf)
-		got.Write(buf[:n])
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	got := readToEOF(t, rb, 8<<10)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got.Bytes(), data) {
-		t.Fatalf("got %d bytes, not the %d sent, or not in order", got.Len(), len(data))
+	if !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes, not the %d sent, or not in order", len(got), len(data))
 	}
 }
 
