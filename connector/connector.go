@@ -42,13 +42,6 @@ type Options struct {
 	// KeyLogWriter, when set, receives the TLS secrets of upstream connections in NSS key log
 	// format, for debugging with a packet analyzer (debug_ssl_keylog). It weakens security.
 	KeyLogWriter io.Writer
-	// ReuseCheckAfter, when positive, spares the socket check (a non-blocking peek: has the
-	// server closed the connection, or sent something unasked?) on the reuse of a connection
-	// released less than this long ago, which saves a system call per request under load. A
-	// server that closed such a connection in that short time makes the request fail on its
-	// first write or before any response byte: retried when it can be (its body was read
-	// whole), else answered 502. 0 (the default) checks every reuse.
-	ReuseCheckAfter time.Duration
 }
 
 // DefaultPoolSize is the reference's upstream_keepalive_pool_size.
@@ -91,10 +84,9 @@ func New(opts Options) *Connector {
 	return &Connector{
 		opts: opts,
 		pool: pool.New(pool.Options[*pooledConn]{
-			Capacity:   opts.PoolSize,
-			MaxPerKey:  opts.MaxIdlePerPeer,
-			Alive:      (*pooledConn).check,
-			AliveAfter: max(opts.ReuseCheckAfter, 0),
+			Capacity:  opts.PoolSize,
+			MaxPerKey: opts.MaxIdlePerPeer,
+			Alive:     (*pooledConn).check,
 		}),
 	}
 }
@@ -129,6 +121,25 @@ func (c *Connector) Close() error {
 // TLSHandshakeFailure, InvalidCert, ...). A TLS peer that accepts HTTP/2 only fails with
 // ErrH2Only.
 func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientSession, reused bool, err error) {
+	return c.GetWith(ctx, peer, GetOptions{})
+}
+
+// GetOptions tunes GetWith and GetHTTP.
+type GetOptions struct {
+	// H1Only makes GetHTTP return HTTP/1.1 whatever the peer's ALPN preference (for an
+	// Upgrade request).
+	H1Only bool
+	// CheckOnSend hands out a pooled connection over a plain socket without checking it
+	// first; the session checks it just before its request goes out (h1.ClientSession's
+	// CheckOnSend), which for a request without a body costs no system call of its own. The
+	// caller must then expect an error matching h1.ErrStale from WriteRequestHeader or
+	// ReadResponseHeader of a reused session (the request was not sent) and send the request
+	// again on another session. The proxy does.
+	CheckOnSend bool
+}
+
+// GetWith is Get with options.
+func (c *Connector) GetWith(ctx context.Context, peer *upstream.Peer, opts GetOptions) (s *h1.ClientSession, reused bool, err error) {
 	o := &peer.Options
 	if peer.TLS && o.ALPN == upstream.H2 {
 		return nil, false, perr.Because(perr.InternalError, "connecting to "+peer.String(), ErrH2Only).AsIn()
@@ -136,13 +147,20 @@ func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientS
 	key := peer.ReuseHash()
 	if o.IdleTimeout >= 0 {
 		// A session broken while it sat in the pool (aborted from another goroutine just
-		// as it was released) is not handed out, even unchecked (ReuseCheckAfter).
+		// as it was released) is not handed out, even unchecked.
+		deferred := opts.CheckOnSend && !peer.TLS
 		for {
-			pc, ok := c.pool.Get(key)
+			pc, ok := c.pool.GetChecked(key, !deferred)
 			if !ok {
 				break
 			}
 			if pc.s.Broken() {
+				pc.Close()
+				continue
+			}
+			if deferred && !pc.s.CheckOnSend() && !pc.check() {
+				// The session cannot check itself here (no raw socket access): check now.
+				c.pool.NoteDead()
 				pc.Close()
 				continue
 			}
@@ -168,6 +186,10 @@ func (c *Connector) Get(ctx context.Context, peer *upstream.Peer) (s *h1.ClientS
 // goes to the pool, under the peer's reuse hash as Get computed it, with the peer's idle
 // timeout; any other is closed.
 func (c *Connector) Release(peer *upstream.Peer, s *h1.ClientSession) {
+	if s.Stale() {
+		// Found dead by its own check on send (GetOptions.CheckOnSend), as Get's would have.
+		c.pool.NoteDead()
+	}
 	if !s.Reusable() || peer.Options.IdleTimeout < 0 {
 		s.Close()
 		return

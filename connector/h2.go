@@ -80,19 +80,20 @@ func (c *Connector) wantsH2(peer *upstream.Peer) bool {
 // preference (upstream.Options.ALPN) leads to: HTTP/1.1 as Get does for upstream.H1; for
 // upstream.H2 a stream of an HTTP/2 connection (over TLS with ALPN h2, or cleartext with
 // prior knowledge); for upstream.H2H1 over TLS, HTTP/2 when the peer's TLS handshake chooses
-// h2, else HTTP/1.1, and that choice is remembered for H1FallbackMemory. h1Only forces
-// HTTP/1.1 (for an Upgrade request), failing for an upstream.H2 peer.
+// h2, else HTTP/1.1, and that choice is remembered for H1FallbackMemory. o.H1Only forces
+// HTTP/1.1 (for an Upgrade request), failing for an upstream.H2 peer; o.CheckOnSend is as in
+// GetOptions.
 //
 // HTTP/2 connections are shared: a new stream goes to a live connection with room under the
 // peer's MaxH2Streams (and the server's own limit), so reused is true; a new connection is
 // dialed only when none has room, and concurrent requests wait for a dial already under way
 // instead of dialing their own. Release the session with ReleaseHTTP.
-func (c *Connector) GetHTTP(ctx context.Context, peer *upstream.Peer, h1Only bool) (s HTTPSession, reused bool, err error) {
+func (c *Connector) GetHTTP(ctx context.Context, peer *upstream.Peer, o GetOptions) (s HTTPSession, reused bool, err error) {
 	if !c.wantsH2(peer) {
-		s.H1, reused, err = c.Get(ctx, peer)
+		s.H1, reused, err = c.GetWith(ctx, peer, o)
 		return s, reused, err
 	}
-	if h1Only {
+	if o.H1Only {
 		return s, false, perr.Explain(perr.InternalError, "an HTTP/1.1 upgrade cannot go to "+peer.String()+
 			", which speaks HTTP/2 only").AsIn()
 	}

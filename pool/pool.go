@@ -195,7 +195,11 @@ func (p *Pool[C]) Put(key uint64, c C, idleTimeout time.Duration) {
 // pool. Connections whose idle timeout has passed, and those for which Alive
 // reports false, are closed and skipped. ok is false when no usable
 // connection is left.
-func (p *Pool[C]) Get(key uint64) (c C, ok bool) {
+func (p *Pool[C]) Get(key uint64) (c C, ok bool) { return p.GetChecked(key, true) }
+
+// GetChecked is Get, calling Alive only when check is set: a caller that checks the
+// connection itself as it uses it (and reports a dead one with NoteDead) passes false.
+func (p *Pool[C]) GetChecked(key uint64, check bool) (c C, ok bool) {
 	for {
 		p.mu.Lock()
 		e := p.keys[key].head
@@ -216,7 +220,7 @@ func (p *Pool[C]) Get(key uint64) (c C, ok bool) {
 		case !deadline.IsZero() && !now.Before(deadline):
 			p.expired.Add(1)
 			conn.Close()
-		case p.alive != nil && (p.aliveAfter == 0 || now.Sub(released) >= p.aliveAfter) && !p.alive(conn):
+		case check && p.alive != nil && (p.aliveAfter == 0 || now.Sub(released) >= p.aliveAfter) && !p.alive(conn):
 			p.deadOnCheckout.Add(1)
 			conn.Close()
 		default:
@@ -225,6 +229,10 @@ func (p *Pool[C]) Get(key uint64) (c C, ok bool) {
 		}
 	}
 }
+
+// NoteDead counts a connection Get handed out that its caller found dead on checkout, as
+// Get counts those Alive rejects (Stats.DeadOnCheckout).
+func (p *Pool[C]) NoteDead() { p.deadOnCheckout.Add(1) }
 
 // Stats returns the pool's counters.
 func (p *Pool[C]) Stats() Stats {

@@ -10,6 +10,7 @@ import (
 	"github.com/pingora-go/pingora/cache"
 	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/perr"
+	"github.com/pingora-go/pingora/upstream"
 )
 
 // BackgroundRevalidationTimeout bounds a background revalidation (stale-while-revalidate) from
@@ -96,8 +97,11 @@ func (p *Proxy[C]) backgroundLogging(s *Session, err error, ctx *C) {
 // backgroundAttempts is proxyToUpstream for a background revalidation.
 func (p *Proxy[C]) backgroundAttempts(s *Session, ctx *C) error {
 	var last *perr.Error
-	for s.attempts < p.opts.MaxRetries {
-		a, e, err := p.connect(s, nil, ctx)
+	var again *upstream.Peer
+	restarts := 0
+	for again != nil || s.attempts < p.opts.MaxRetries {
+		a, e, err := p.connect(s, nil, ctx, again)
+		again = nil
 		if err != nil {
 			return err
 		}
@@ -113,6 +117,12 @@ func (p *Proxy[C]) backgroundAttempts(s *Session, ctx *C) error {
 		err = p.exchangeOn(s, nil, &a, ctx)
 		if err == nil {
 			return nil
+		}
+		if a.stale && restarts < maxStaleRestarts {
+			// As proxyToUpstream: the request was not sent; send it on another connection.
+			again = peer
+			restarts++
+			continue
 		}
 		e = perrOf(err, perr.Internal)
 		e = p.app.ErrorWhileProxy(peer, s, e, ctx, reused)

@@ -571,25 +571,38 @@ type attempt struct {
 	hs     connector.HTTPSession
 	reused bool
 	slot   func()
+	stale  bool // the exchange found the pooled connection closed before sending (exchangeOn)
 }
 
 // connect counts an attempt, asks UpstreamPeer for its peer and connects to it within the
 // peer's in-flight limit, over HTTP/1.1 when the request of st needs it (st is nil for a
 // request without a client). A failure to choose a peer is final (err); a failure to connect
 // comes back as e, after FailToConnect decided about it.
-func (p *Proxy[C]) connect(s *Session, st *conn[C], ctx *C) (a attempt, e *perr.Error, err error) {
-	s.attempts++
-	peer, err := p.app.UpstreamPeer(s, ctx)
-	if err != nil {
-		return a, nil, err
-	}
+//
+// A pooled HTTP/1 connection is handed out unchecked: it checks itself as the request goes
+// out on it, in the same wait as for the response (connector.GetOptions.CheckOnSend). One
+// found closed by the upstream then, or with bytes it did not ask for, fails the exchange
+// before anything was sent (attempt.stale); the caller then connects again with again set to
+// the attempt's peer, which is neither a new attempt nor a new UpstreamPeer, as a connection
+// found dead in the pool is not, and takes connections the pool checks (which skips every
+// dead one at once, as an upstream that restarted leaves them).
+func (p *Proxy[C]) connect(s *Session, st *conn[C], ctx *C, again *upstream.Peer) (a attempt, e *perr.Error, err error) {
+	peer := again
 	if peer == nil {
-		return a, nil, perr.Explain(perr.InternalError, "UpstreamPeer returned no peer").AsIn()
+		s.attempts++
+		peer, err = p.app.UpstreamPeer(s, ctx)
+		if err != nil {
+			return a, nil, err
+		}
+		if peer == nil {
+			return a, nil, perr.Explain(perr.InternalError, "UpstreamPeer returned no peer").AsIn()
+		}
 	}
 	s.peer, a.peer = peer, peer
 	a.slot, err = p.inflight.acquire(peer)
 	if err == nil {
-		a.hs, a.reused, err = p.conn.GetHTTP(context.Background(), peer, st != nil && st.needsH1(peer))
+		opts := connector.GetOptions{H1Only: st != nil && st.needsH1(peer), CheckOnSend: again == nil}
+		a.hs, a.reused, err = p.conn.GetHTTP(context.Background(), peer, opts)
 		if err != nil && a.slot != nil {
 			a.slot()
 		}
@@ -621,10 +634,15 @@ func (p *Proxy[C]) abandon(a *attempt) {
 	p.release(a)
 }
 
+// maxStaleRestarts bounds how many times one attempt sends its request again on another
+// connection to its peer after finding a pooled one closed just before sending (see connect).
+const maxStaleRestarts = 4
+
 // exchangeOn runs ConnectedToUpstream and the exchange of s on an attempt's connection (a
 // background revalidation's when st is nil), then releases the attempt; when a phase panics,
 // the attempt is abandoned on the way out, so that neither the connection nor the in-flight
-// slot leaks.
+// slot leaks. It records in a.stale whether the exchange failed on a pooled connection found
+// closed before anything was sent on it (h1.ErrStale).
 func (p *Proxy[C]) exchangeOn(s *Session, st *conn[C], a *attempt, ctx *C) (err error) {
 	done := false
 	defer func() {
@@ -646,6 +664,8 @@ func (p *Proxy[C]) exchangeOn(s *Session, st *conn[C], a *attempt, ctx *C) (err 
 			err = p.proxyExchange(st, (*h1Up)(hs.H1), hs.H1, ctx)
 		}
 	}
+	// Read before the release: a session that is pooled again belongs to others.
+	a.stale = err != nil && hs.H1 != nil && hs.H1.Stale()
 	done = true
 	p.release(a)
 	return err
@@ -656,9 +676,12 @@ func (p *Proxy[C]) exchangeOn(s *Session, st *conn[C], a *attempt, ctx *C) (err 
 func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 	s := &st.sess
 	var last *perr.Error
-	for s.attempts < p.opts.MaxRetries {
+	var again *upstream.Peer
+	restarts := 0
+	for again != nil || s.attempts < p.opts.MaxRetries {
 		connStart := time.Now()
-		a, e, err := p.connect(s, st, ctx)
+		a, e, err := p.connect(s, st, ctx, again)
+		again = nil
 		if err != nil {
 			return err
 		}
@@ -678,6 +701,11 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 		err = p.exchangeOn(s, st, &a, ctx)
 		if err == nil {
 			return nil
+		}
+		if a.stale && restarts < maxStaleRestarts && !s.respStarted {
+			again = peer
+			restarts++
+			continue
 		}
 		e = perrOf(err, perr.Internal)
 		e = p.app.ErrorWhileProxy(peer, s, e, ctx, reused)

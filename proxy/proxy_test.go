@@ -152,37 +152,82 @@ func TestPipelinedRequests(t *testing.T) {
 	}
 }
 
+// TestUpstreamClosesIdlePooledConnection: the origin answers with keep-alive, then, while the
+// connection is pooled, closes it, half-closes it and goes on reading (as a lingering close
+// does), or sends bytes nobody asked for. The next request finds that out before anything is
+// sent on the connection, without a wait, and goes out on a new one: no error, no retry (one
+// attempt, one UpstreamPeer call), nothing sent to the dead connection.
 func TestUpstreamClosesIdlePooledConnection(t *testing.T) {
-	// The origin answers with keep-alive, then closes the connection shortly after: the
-	// pooled connection is dead when the next request comes.
-	var conns atomic.Int64
-	addrOrigin := rawOrigin(t, func(c net.Conn) {
-		conns.Add(1)
-		r := bufio.NewReader(c)
-		if _, err := readHead(r); err != nil {
-			return
-		}
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		time.Sleep(50 * time.Millisecond)
-	})
-	app := &testApp{peers: []*upstream.Peer{mustPeer(t, addrOrigin)}}
-	addr, _ := startProxy(t, app, proxy.Options{})
-	client := newClient()
-	for i := 0; i < 3; i++ {
-		resp, err := client.Get("http://" + addr + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(b) != "ok" {
-			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
-		}
-		time.Sleep(150 * time.Millisecond) // the origin has closed its side by now
+	for _, how := range []string{"close", "half-close", "unsolicited"} {
+		t.Run(how, func(t *testing.T) {
+			var conns, late atomic.Int64
+			addrOrigin := rawOrigin(t, func(c net.Conn) {
+				conns.Add(1)
+				r := bufio.NewReader(c)
+				if _, err := readHead(r); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				time.Sleep(20 * time.Millisecond)
+				switch how {
+				case "close":
+					return
+				case "half-close":
+					c.(*net.TCPConn).CloseWrite()
+				case "unsolicited":
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")
+				}
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				n, _ := io.Copy(io.Discard, r)
+				late.Add(n)
+			})
+			app := &attemptsLog{testApp: &testApp{peers: []*upstream.Peer{mustPeer(t, addrOrigin)}}, attempts: make(chan int, 8)}
+			addr, px := startProxy(t, app, proxy.Options{})
+			client := newClient()
+			for i := 0; i < 3; i++ {
+				start := time.Now()
+				resp, err := client.Get("http://" + addr + "/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "ok" {
+					t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Fatalf("request %d took %v", i, d)
+				}
+				if n := <-app.attempts; n != 1 {
+					t.Fatalf("request %d took %d attempts", i, n)
+				}
+				time.Sleep(100 * time.Millisecond) // the origin has acted by now
+			}
+			if conns.Load() != 3 {
+				t.Errorf("origin connections %d, want 3 (each pooled one was found dead)", conns.Load())
+			}
+			if n := px.Connector().Stats().Pool.DeadOnCheckout; n != 2 {
+				t.Errorf("DeadOnCheckout %d, want 2", n)
+			}
+			if e := app.lastErr.Load(); e != nil {
+				t.Errorf("logged error %v", e)
+			}
+			if n := late.Load(); n != 0 {
+				t.Errorf("%d bytes were sent on connections the origin had given up", n)
+			}
+		})
 	}
-	if conns.Load() != 3 {
-		t.Errorf("origin connections %d, want 3 (each pooled one was found dead)", conns.Load())
-	}
+}
+
+// attemptsLog is testApp that sends each request's attempt count to attempts from Logging.
+type attemptsLog struct {
+	*testApp
+	attempts chan int
+}
+
+func (a *attemptsLog) Logging(s *proxy.Session, err error, c *testCtx) {
+	a.testApp.Logging(s, err, c)
+	a.attempts <- s.Attempts()
 }
 
 func TestStaleReusedConnectionIsRetried(t *testing.T) {

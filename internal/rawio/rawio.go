@@ -12,6 +12,7 @@
 package rawio
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -32,6 +33,18 @@ type Conn struct {
 	rn    int
 	rerr  syscall.Errno
 	readF func(fd uintptr) bool
+
+	// WriteRead's message, checked for and written by the first call of writeReadF; then it
+	// reads as readF does.
+	wrw        []byte
+	wrCheck    bool
+	wrDone     bool // the first call ran
+	wrErr      error
+	peekBuf    [1]byte
+	writeReadF func(fd uintptr) bool
+
+	quiet  bool
+	quietF func(fd uintptr) bool
 
 	// Writev's pair: va then vb, of which vn bytes are written.
 	va, vb  []byte
@@ -72,7 +85,7 @@ func (c *Conn) Reset(conn net.Conn) bool {
 	}
 	c.rc = rc
 	if c.readF == nil {
-		c.readF, c.writevF = c.readFd, c.writevFd
+		c.readF, c.writevF, c.writeReadF, c.quietF = c.readFd, c.writevFd, c.writeReadFd, c.quietFd
 	}
 	return true
 }
@@ -120,4 +133,55 @@ func (c *Conn) Writev(a, b []byte) (int, error) {
 		return n, os.NewSyscallError("writev", c.werr)
 	}
 	return n, nil
+}
+
+// Quiet reports whether the socket has nothing to read and no pending error: the peer has
+// neither closed the connection nor sent anything. It does not wait, and reports false when
+// the read deadline has passed.
+func (c *Conn) Quiet() bool {
+	c.quiet = false
+	err := c.rc.Read(c.quietF)
+	return err == nil && c.quiet
+}
+
+// ErrNotQuiet is WriteRead's error when the check before the write finds the peer has closed
+// the connection, reset it or sent something unasked: nothing was written.
+var ErrNotQuiet = errors.New("connection closed by the peer or not quiet before the write")
+
+// WriteRead writes all of w, then reads into r as Read does: the request and the wait for its
+// answer. Where Write then Read would try a read at once, which on a socket whose peer has yet
+// to answer fails (EAGAIN) and costs a system call, WriteRead waits for the socket to turn
+// readable right after the write, and reads once it has. This is safe because the wait starts
+// before the write: data that arrives after it, the answer among it, wakes the wait.
+//
+// With check, the socket is first checked, in the same wait, to have nothing to read: a peek
+// that finds data, the end of the stream or an error writes nothing and fails with
+// ErrNotQuiet. This is the check of a pooled connection before its reuse; made here rather
+// than before WriteRead, it leaves no moment between the check and the start of the wait in
+// which a peer's half-close could arrive unseen.
+//
+// werr is the error of the check or of the write, when one failed; rerr that of the read.
+func (c *Conn) WriteRead(check bool, w, r []byte) (n int, werr, rerr error) {
+	if len(r) == 0 {
+		_, err := c.Write(w)
+		return 0, err, nil
+	}
+	c.rp, c.rn, c.rerr = r, 0, 0
+	c.wrw, c.wrCheck, c.wrDone, c.wrErr = w, check, false, nil
+	err := c.rc.Read(c.writeReadF)
+	c.rp, c.wrw = nil, nil
+	switch {
+	case c.wrErr != nil:
+		return 0, c.wrErr, nil
+	case !c.wrDone:
+		// The read could not start (a passed deadline, a closed connection): nothing written.
+		return 0, err, nil
+	case err != nil:
+		return 0, nil, err
+	case c.rerr != 0:
+		return 0, nil, os.NewSyscallError("read", c.rerr)
+	case c.rn == 0:
+		return 0, nil, io.EOF
+	}
+	return c.rn, nil, nil
 }

@@ -1,6 +1,11 @@
 package rawio
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+
+	"github.com/pingora-go/pingora/internal/sock"
+)
 
 const supported = true
 
@@ -53,4 +58,49 @@ func (c *Conn) writevFd(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// quietFd is Quiet's function for syscall.RawConn.Read: one peek, never a wait.
+func (c *Conn) quietFd(fd uintptr) bool {
+	_, e := sock.Peek(fd, &c.peekBuf[0])
+	c.quiet = e == syscall.EAGAIN
+	return true
+}
+
+// writeReadFd is WriteRead's function for syscall.RawConn.Read. Its first call checks the
+// socket (with wrCheck) and writes c.wrw, waiting for room on the write side when the socket
+// buffer is full, then returns false: the runtime waits for the socket to turn readable. Later
+// calls read as readFd.
+func (c *Conn) writeReadFd(fd uintptr) bool {
+	if c.wrDone {
+		return c.readFd(fd)
+	}
+	c.wrDone = true
+	if c.wrCheck {
+		// Data (1), the end of the stream (0 without an error) or a socket error: the peer
+		// is gone or out of step, and the message must not go out on this connection.
+		if _, e := sock.Peek(fd, &c.peekBuf[0]); e != syscall.EAGAIN {
+			c.wrErr = ErrNotQuiet
+			return true
+		}
+	}
+	w := c.wrw
+	for len(w) > 0 {
+		n, e := sysWritev(fd, nil, w[:min(len(w), MaxChunk)])
+		switch e {
+		case syscall.EINTR:
+		case 0:
+			w = w[n:]
+		case syscall.EAGAIN:
+			if _, err := c.Writev(nil, w); err != nil {
+				c.wrErr = err
+				return true
+			}
+			w = nil
+		default:
+			c.wrErr = os.NewSyscallError("write", e)
+			return true
+		}
+	}
+	return false
 }

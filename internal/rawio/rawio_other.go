@@ -17,3 +17,12 @@ func (c *Conn) writevFd(uintptr) bool {
 	c.werr = syscall.ENOSYS
 	return true
 }
+
+// writeReadFd is never called: Reset refuses every connection off Linux.
+func (c *Conn) writeReadFd(uintptr) bool {
+	c.wrDone, c.wrErr = true, syscall.ENOSYS
+	return true
+}
+
+// quietFd is never called: Reset refuses every connection off Linux.
+func (c *Conn) quietFd(uintptr) bool { return true }

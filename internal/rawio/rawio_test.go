@@ -250,3 +250,158 @@ func TestNoAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per write and read", allocs)
 	}
 }
+
+// TestWriteReadNoAllocs: a checked request and the read of its answer allocate nothing.
+func TestWriteReadNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on system calls")
+	}
+	_, b, ra, rb := pair(t)
+	go func() {
+		// Echo until a closes.
+		ebuf := make([]byte, 16)
+		for {
+			n, err := rb.Read(ebuf)
+			if err != nil {
+				return
+			}
+			if _, err := rb.Write(ebuf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	defer b.Close()
+	msg, buf := []byte("ping"), make([]byte, 16)
+	allocs := testing.AllocsPerRun(200, func() {
+		if !ra.Quiet() {
+			t.Fatal("not quiet")
+		}
+		n, werr, rerr := ra.WriteRead(true, msg, buf)
+		if werr != nil || rerr != nil {
+			t.Fatal(werr, rerr)
+		}
+		for n < len(msg) {
+			m, err := ra.Read(buf[n:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += m
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per request and answer", allocs)
+	}
+}
+
+// TestWriteRead: the message goes out whole, also when it is far larger than the socket
+// buffers (the write waits for room inside the read's wait), and the read returns the
+// answer, which the peer sends only after it has read the whole message.
+func TestWriteRead(t *testing.T) {
+	for _, size := range []int{1, 300, 8 << 20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			_, b, ra, _ := pair(t)
+			msg := make([]byte, size)
+			rand.Read(msg)
+			got := make(chan []byte, 1)
+			go func() {
+				buf := make([]byte, size)
+				_, err := io.ReadFull(b, buf)
+				if err == nil {
+					time.Sleep(20 * time.Millisecond) // a's wait is well under way
+					_, err = b.Write([]byte("answer"))
+				}
+				if err != nil {
+					t.Error(err)
+				}
+				got <- buf
+			}()
+			buf := make([]byte, 64)
+			n, werr, rerr := ra.WriteRead(true, msg, buf)
+			if werr != nil || rerr != nil {
+				t.Fatal(werr, rerr)
+			}
+			if string(buf[:n]) != "answer" {
+				t.Fatalf("read %q", buf[:n])
+			}
+			if !bytes.Equal(<-got, msg) {
+				t.Fatal("the peer did not get the message intact")
+			}
+		})
+	}
+}
+
+// TestWriteReadCheck: with check, a peer that sent something unasked, closed its end (a
+// half-close: it still reads) or reset the connection is found before anything is written, at
+// once (no wait for an answer that will not come), and the peer receives nothing. Without
+// check, the message goes out to the half-closed peer and the wait lasts until the deadline:
+// the end of the stream arrived before the wait began and wakes nothing, which is why a
+// pooled connection is checked in the same wait.
+func TestWriteReadCheck(t *testing.T) {
+	for _, how := range []string{"data", "half-close", "reset"} {
+		t.Run(how, func(t *testing.T) {
+			a, b, ra, _ := pair(t)
+			switch how {
+			case "data":
+				b.Write([]byte("HTTP/1.1 200 OK\r\n\r\n"))
+			case "half-close":
+				b.(*net.TCPConn).CloseWrite()
+			case "reset":
+				b.(*net.TCPConn).SetLinger(0)
+				b.Close()
+			}
+			time.Sleep(20 * time.Millisecond)
+			if ra.Quiet() {
+				t.Fatal("Quiet reports true")
+			}
+			a.SetReadDeadline(time.Now().Add(waitBound))
+			start := time.Now()
+			_, werr, rerr := ra.WriteRead(true, []byte("GET / HTTP/1.1\r\n\r\n"), make([]byte, 64))
+			if !errors.Is(werr, ErrNotQuiet) || rerr != nil {
+				t.Fatalf("werr %v, rerr %v; want ErrNotQuiet", werr, rerr)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("the check took %v", d)
+			}
+			if how == "reset" {
+				return
+			}
+			b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if n, _ := b.Read(make([]byte, 64)); n != 0 {
+				t.Fatalf("the peer received %d bytes", n)
+			}
+			if how == "half-close" {
+				a.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				_, werr, rerr = ra.WriteRead(false, []byte("x"), make([]byte, 64))
+				if werr != nil || !errors.Is(rerr, os.ErrDeadlineExceeded) {
+					t.Fatalf("unchecked: werr %v, rerr %v; want the deadline", werr, rerr)
+				}
+			}
+		})
+	}
+}
+
+// TestWriteReadDeadlines: a read deadline that passes during the wait for the answer ends
+// it with os.ErrDeadlineExceeded as the read's error; one already past writes nothing and is
+// the write's error.
+func TestWriteReadDeadlines(t *testing.T) {
+	a, b, ra, _ := pair(t)
+	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, werr, rerr := ra.WriteRead(true, []byte("ping"), make([]byte, 16))
+	if werr != nil || !errors.Is(rerr, os.ErrDeadlineExceeded) {
+		t.Fatalf("werr %v, rerr %v", werr, rerr)
+	}
+	buf := make([]byte, 16)
+	b.SetReadDeadline(time.Now().Add(waitBound))
+	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("peer read %q, %v", buf[:n], err)
+	}
+	a.SetReadDeadline(time.Unix(1, 0))
+	_, werr, rerr = ra.WriteRead(true, []byte("pong"), make([]byte, 16))
+	if !errors.Is(werr, os.ErrDeadlineExceeded) || rerr != nil {
+		t.Fatalf("past deadline: werr %v, rerr %v", werr, rerr)
+	}
+	b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, _ := b.Read(buf); n != 0 {
+		t.Fatalf("the peer received %q", buf[:n])
+	}
+}

@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync/atomic"
@@ -51,6 +52,12 @@ type ClientSession struct {
 	finalRead      bool
 	broken         atomic.Bool // set by the reader or the writer goroutine
 	exchanges      int
+	// headPending: the head of a request without a body waits in the write buffer, to go
+	// out in ReadResponseHeader's wait for the response (rawio.Conn.WriteRead).
+	headPending bool
+	// checkOnSend: the connection came out of a pool unchecked (CheckOnSend).
+	checkOnSend bool
+	stale       bool // the last request failed with ErrStale
 }
 
 // NewClientSession returns a session over conn. opts may be nil; it is not copied.
@@ -102,16 +109,42 @@ func (c *ClientSession) InterruptWrite() {
 // Exchanges returns how many requests were written on this connection.
 func (c *ClientSession) Exchanges() int { return c.exchanges }
 
+// CheckOnSend marks a session taken out of a pool without the check that its peer has not
+// closed it or sent something unasked: the session makes that check itself just before the
+// next request goes out. For a request without a body the check, the write and the wait for
+// the response are one (see ReadResponseHeader); otherwise WriteRequestHeader checks. A
+// reused session that fails the check fails with an error that matches ErrStale, before any
+// byte of the request was sent. It reports false, and marks nothing, when the session cannot
+// check by itself (it is not over a plain socket on Linux): the caller checks then.
+func (c *ClientSession) CheckOnSend() bool {
+	if c.rd.sock == nil {
+		return false
+	}
+	c.checkOnSend = true
+	return true
+}
+
+// Stale reports whether the last request failed with ErrStale: it was not sent, because the
+// reused connection turned out closed or not quiet just before.
+func (c *ClientSession) Stale() bool { return c.stale }
+
+// ErrStale is the cause of the error of a reused session found closed by its peer, or with
+// unasked bytes waiting, just before a request was to be sent on it (see CheckOnSend): the
+// request was not sent, and can go out on another connection.
+var ErrStale = errors.New("pooled connection closed by the upstream, or not quiet, before the request was sent")
+
 // WriteRequestHeader writes a request head and prepares the body framing it declares:
 // Content-Length, chunked, or none. The head is buffered: it goes out with the first body bytes,
-// at FinishRequest, or at Flush. req is written as it is, so the caller removes hop-by-hop
-// fields first.
+// at FinishRequest, or at Flush; the head of a request without a body goes out when
+// ReadResponseHeader starts to wait for the response, or at Flush. req is written as it is, so
+// the caller removes hop-by-hop fields first.
 func (c *ClientSession) WriteRequestHeader(req *header.RequestHeader) error {
 	if c.broken.Load() {
 		return perr.Explain(perr.InternalError, "client session is broken").AsUp()
 	}
 	c.rd.startMessage()
 	c.exchanges++
+	c.stale = false
 	c.headRequest = req.IsMethod("HEAD")
 	c.connectRequest = req.IsMethod("CONNECT")
 	c.reqKeepAlive = !req.HasToken("Connection", "close")
@@ -140,6 +173,23 @@ func (c *ClientSession) WriteRequestHeader(req *header.RequestHeader) error {
 	c.reqBody.reset(f)
 	c.wr.ensureBuf()
 	c.wr.buf = req.AppendH1(c.wr.buf)
+	check := c.checkOnSend
+	c.checkOnSend = false
+	if f.Kind == BodyNone && c.rd.sock != nil {
+		c.reqBody.finished = true
+		c.headPending = true
+		return nil
+	}
+	if check && c.rd.sock != nil {
+		if err := c.rd.armRead(); err != nil {
+			c.broken.Store(true)
+			return err
+		}
+		if !c.rd.sock.Quiet() {
+			c.broken.Store(true)
+			return c.staleError()
+		}
+	}
 	if f.Kind == BodyNone {
 		c.reqBody.finished = true
 		return c.flush()
@@ -147,7 +197,23 @@ func (c *ClientSession) WriteRequestHeader(req *header.RequestHeader) error {
 	return nil
 }
 
+// staleError is the error of a session found closed or not quiet before a request was sent.
+func (c *ClientSession) staleError() error {
+	if c.exchanges > 1 {
+		c.stale = true
+		return perr.Because(perr.ConnectionClosed, "", ErrStale).AsUp()
+	}
+	e := perr.Explain(perr.ConnectionClosed, "upstream closed the new connection before the request was sent").AsUp()
+	e.Retry = perr.ReusedOnly
+	return e
+}
+
 func (c *ClientSession) flush() error {
+	if c.headPending {
+		// Only a request without a body has one: no reader runs alongside (a body writer's
+		// flush must not touch the field ReadResponseHeader reads).
+		c.headPending = false
+	}
 	if err := c.wr.flush(); err != nil {
 		c.broken.Store(true)
 		return err
@@ -211,7 +277,13 @@ func (c *ClientSession) ReadResponseHeader() error {
 			c.broken.Store(true)
 			return badResponse("response head too large")
 		}
-		if err := rd.fill(); err != nil {
+		var err error
+		if c.headPending {
+			err = c.sendAndFill()
+		} else {
+			err = rd.fill()
+		}
+		if err != nil {
 			c.broken.Store(true)
 			e, ok := perr.As(err)
 			if !ok || err == io.EOF {
@@ -237,6 +309,35 @@ func (c *ClientSession) ReadResponseHeader() error {
 		(c.Resp.Version == header.HTTP11 || c.Resp.HasToken("Connection", "keep-alive"))
 	c.respBody.reset(f)
 	return nil
+}
+
+// sendAndFill writes the pending request head and reads the first bytes of the response in
+// one wait (rawio.Conn.WriteRead), after checking that the peer has neither closed the
+// connection nor sent anything.
+func (c *ClientSession) sendAndFill() error {
+	c.headPending = false
+	rd, wr := &c.rd, &c.wr
+	if err := wr.armWrite(); err != nil {
+		return err
+	}
+	if err := rd.armRead(); err != nil {
+		return err
+	}
+	n, werr, rerr := rd.sock.WriteRead(true, wr.buf, rd.buf[rd.w:])
+	wr.buf = wr.buf[:0]
+	switch {
+	case errors.Is(werr, rawio.ErrNotQuiet):
+		return c.staleError()
+	case werr != nil:
+		wr.err = ioError(werr, wr.source, true)
+		if e, ok := perr.As(wr.err); ok {
+			// Nothing of the response arrived: a pooled connection the server closed
+			// while the request went out.
+			e.Retry = perr.ReusedOnly
+		}
+		return wr.err
+	}
+	return rd.afterRead(n, rerr)
 }
 
 // ResponseFraming returns how the final response body is delimited.

@@ -2,6 +2,8 @@ package h1
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -493,4 +495,129 @@ func TestClientReadTimeoutAfterEarlierReads(t *testing.T) {
 	if took < timeout || took > timeout*5/4+time.Second {
 		t.Fatalf("the read timed out after %v, want between %v and %v", took, timeout, timeout*5/4)
 	}
+}
+
+// TestClientHeadGoesOutWithTheWait: the head of a request without a body stays in the session
+// until ReadResponseHeader sends it and waits for the answer in one go; Flush sends it at once.
+func TestClientHeadGoesOutWithTheWait(t *testing.T) {
+	got := make(chan string, 4)
+	c := upstream(t, nil, func(conn net.Conn, br *bufio.Reader) {
+		for {
+			conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					got <- "nothing"
+					continue
+				}
+				return
+			}
+			got <- req.URL.Path
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	for _, flush := range []bool{false, true} {
+		if err := c.WriteRequestHeader(get("/a")); err != nil {
+			t.Fatal(err)
+		}
+		if flush {
+			if err := c.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if g := <-got; g != "/a" {
+				t.Fatalf("after Flush the upstream read %s", g)
+			}
+		} else if g := <-got; g != "nothing" {
+			t.Fatalf("before ReadResponseHeader the upstream read %s", g)
+		}
+		if err := c.ReadResponseHeader(); err != nil || c.Resp.Status != 200 {
+			t.Fatalf("%v, status %d", err, c.Resp.Status)
+		}
+		if !flush {
+			if g := <-got; g != "/a" {
+				t.Fatalf("the upstream read %s", g)
+			}
+		}
+		if b := readBody(t, c.ReadBody); string(b) != "ok" || !c.Reusable() {
+			t.Fatalf("body %q, reusable %v", b, c.Reusable())
+		}
+	}
+}
+
+// TestClientStaleOnSend: a reused session whose upstream closed it, half-closed it (and still
+// reads, as a lingering close does) or sent bytes nobody asked for is found out as the next
+// request is about to go out: ErrStale at once, Stale true, and the upstream receives nothing.
+// With a body the check is WriteRequestHeader's. The first request of a new connection fails
+// the same check as an ordinary ConnectionClosed, not ErrStale.
+func TestClientStaleOnSend(t *testing.T) {
+	for _, how := range []string{"close", "half-close", "unsolicited"} {
+		for _, body := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/body=%v", how, body), func(t *testing.T) {
+				rest := make(chan int, 1)
+				c := upstream(t, nil, func(conn net.Conn, br *bufio.Reader) {
+					answer(t, 1, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")(conn, br)
+					switch how {
+					case "close":
+						conn.Close()
+						rest <- 0
+						return
+					case "half-close":
+						conn.(*net.TCPConn).CloseWrite()
+					case "unsolicited":
+						// Later than the response (in the same read it would make the
+						// session not reusable at once).
+						time.Sleep(20 * time.Millisecond)
+						io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")
+					}
+					conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+					n, _ := io.Copy(io.Discard, br)
+					rest <- int(n)
+				})
+				if b := roundTrip(t, c, get("/1")); b != "ok" || !c.Reusable() {
+					t.Fatalf("first exchange: %q, reusable %v", b, c.Reusable())
+				}
+				time.Sleep(50 * time.Millisecond) // the upstream has acted
+				if !c.CheckOnSend() {
+					t.Skip("no raw socket access here")
+				}
+				start := time.Now()
+				req := get("/2")
+				if body {
+					req.Append("Content-Length", "3")
+				}
+				err := c.WriteRequestHeader(req)
+				if !body {
+					if err != nil {
+						t.Fatal(err)
+					}
+					err = c.ReadResponseHeader()
+				}
+				if !errors.Is(err, ErrStale) || !c.Stale() || c.Reusable() {
+					t.Fatalf("err %v, Stale %v, Reusable %v; want ErrStale", err, c.Stale(), c.Reusable())
+				}
+				if e, ok := perr.As(err); !ok || e.Type != perr.ConnectionClosed || e.Source != perr.Upstream {
+					t.Fatalf("err %v, want an upstream ConnectionClosed", err)
+				}
+				if d := time.Since(start); d > 300*time.Millisecond {
+					t.Fatalf("found out after %v", d)
+				}
+				c.Close()
+				if n := <-rest; n != 0 {
+					t.Fatalf("the upstream received %d bytes of the second request", n)
+				}
+			})
+		}
+	}
+	t.Run("new connection", func(t *testing.T) {
+		c := upstream(t, nil, func(conn net.Conn, br *bufio.Reader) {})
+		time.Sleep(50 * time.Millisecond)
+		if err := c.WriteRequestHeader(get("/")); err != nil {
+			t.Fatal(err)
+		}
+		err := c.ReadResponseHeader()
+		e, ok := perr.As(err)
+		if errors.Is(err, ErrStale) || c.Stale() || !ok || e.Type != perr.ConnectionClosed {
+			t.Fatalf("err %v, Stale %v; want a ConnectionClosed that is not ErrStale", err, c.Stale())
+		}
+	})
 }

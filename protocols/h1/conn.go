@@ -157,6 +157,22 @@ func (rd *reader) makeRoom(max int) bool {
 
 // fill reads once from the connection into the free space.
 func (rd *reader) fill() error {
+	if err := rd.armRead(); err != nil {
+		return err
+	}
+	var n int
+	var err error
+	if rd.sock != nil {
+		n, err = rd.sock.Read(rd.buf[rd.w:])
+	} else {
+		n, err = rd.conn.Read(rd.buf[rd.w:])
+	}
+	return rd.afterRead(n, err)
+}
+
+// armRead prepares a read: it fails at the end of the stream or after an interrupt, and arms
+// the read deadline (the message's, or a coarse one for the per-read timeout).
+func (rd *reader) armRead() error {
 	if rd.eof {
 		return io.EOF
 	}
@@ -176,13 +192,11 @@ func (rd *reader) fill() error {
 	if rd.stopped.Load() {
 		return rd.wrapErr(os.ErrDeadlineExceeded)
 	}
-	var n int
-	var err error
-	if rd.sock != nil {
-		n, err = rd.sock.Read(rd.buf[rd.w:])
-	} else {
-		n, err = rd.conn.Read(rd.buf[rd.w:])
-	}
+	return nil
+}
+
+// afterRead accounts for a read of n bytes that ended with err.
+func (rd *reader) afterRead(n int, err error) error {
 	rd.w += n
 	if err != nil {
 		if n > 0 && err == io.EOF {
