@@ -254,7 +254,7 @@ func (p *Proxy[C]) serveLoop(shutdown context.Context, c net.Conn, served int, p
 			if busy && st != nil {
 				// A busy client usually sends its next request within microseconds: read it
 				// straight away with the buffer at hand, for a short while.
-				st.ds.SetIdleDeadline(waitStart.Add(hotWait))
+				st.ds.SetIdleDeadline(hotUntil(waitStart))
 				err, read = st.ds.ReadRequest(), true
 				if err == h1.ErrIdle {
 					read = false
@@ -316,6 +316,14 @@ const (
 	hotGap  = 100 * time.Millisecond
 	hotWait = 100 * time.Millisecond
 )
+
+// hotUntil is when the direct wait of a busy connection that started at start ends: between
+// hotWait×3/4 and hotWait after start, on a grid of hotWait/4, so that a connection's requests
+// within hotWait/4 of each other share one deadline and the socket's is not set again for
+// each (the session sets it only when it changes).
+func hotUntil(start time.Time) time.Time {
+	return start.Add(hotWait).Truncate(hotWait / 4)
+}
 
 // States of a downstream connection, for the shutdown waker.
 const (

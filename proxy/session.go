@@ -72,8 +72,13 @@ type Session struct {
 
 // reset prepares the session for a request of ds (HTTP/1) or h2s (HTTP/2).
 func (s *Session) reset(ds *h1.ServerSession, h2s *h2.ServerStream, shutdown bool) {
-	*s = Session{ds: ds, h2s: h2s, shutdown: shutdown,
-		retryBuf: s.retryBuf[:0], resp: s.resp, modules: s.modules[:0]}
+	// Clearing in place and putting back what is kept writes the struct once, where a
+	// composite literal is built on the stack and then copied over (twice the cache lines).
+	retryBuf, modules := s.retryBuf[:0], s.modules[:0]
+	resp := s.resp
+	*s = Session{}
+	s.ds, s.h2s, s.shutdown = ds, h2s, shutdown
+	s.retryBuf, s.modules, s.resp = retryBuf, modules, resp
 	if ds != nil {
 		s.down, s.req, s.netConn = ds, &ds.Req, ds.Conn()
 	} else {

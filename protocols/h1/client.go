@@ -92,7 +92,7 @@ func (c *ClientSession) SetTimeouts(read, write time.Duration) {
 // and write. (The session keeps a deadline armed across reads and writes; a deadline set on
 // Conn directly must be followed by ClearDeadlines or the end of the session.)
 func (c *ClientSession) ClearDeadlines() error {
-	c.rd.armed, c.wr.armed = time.Time{}, time.Time{}
+	c.rd.armed, c.rd.armedAt, c.wr.armed = time.Time{}, time.Time{}, time.Time{}
 	return c.conn.SetDeadline(time.Time{})
 }
 

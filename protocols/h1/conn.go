@@ -48,6 +48,9 @@ type reader struct {
 	// armed is the read deadline this reader last set for timeout; zero when the
 	// connection's deadline is anything else (see coarseDeadline).
 	armed time.Time
+	// armedAt is the deadline this reader last set from deadline, while it is the
+	// connection's: a read with the same deadline does not set it again.
+	armedAt time.Time
 	// eof records that the peer closed its side.
 	eof bool
 	// stopped is set by interrupt, from another goroutine.
@@ -177,12 +180,16 @@ func (rd *reader) armRead() error {
 		return io.EOF
 	}
 	if !rd.deadline.IsZero() {
-		rd.armed = time.Time{}
-		if err := rd.conn.SetReadDeadline(rd.deadline); err != nil {
-			return rd.wrapErr(err)
+		if !rd.deadline.Equal(rd.armedAt) {
+			rd.armed, rd.armedAt = time.Time{}, time.Time{}
+			if err := rd.conn.SetReadDeadline(rd.deadline); err != nil {
+				return rd.wrapErr(err)
+			}
+			rd.armedAt = rd.deadline
 		}
 	} else if rd.timeout > 0 {
 		if d := coarseDeadline(rd.armed, rd.timeout); !d.IsZero() {
+			rd.armedAt = time.Time{}
 			if err := rd.conn.SetReadDeadline(d); err != nil {
 				return rd.wrapErr(err)
 			}

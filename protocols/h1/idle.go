@@ -13,11 +13,12 @@ import (
 // this way between requests can give its session and buffers back to a pool while the
 // connection sits idle, which keeps the memory of an idle connection small.
 type IdleWaiter struct {
-	conn  net.Conn
-	rc    syscall.RawConn
-	wait  func(fd uintptr) bool
-	errno syscall.Errno
-	buf   [1]byte
+	conn   net.Conn
+	rc     syscall.RawConn
+	wait   func(fd uintptr) bool
+	peeked bool // this Wait's peek found nothing: a later call of wait follows a wake-up
+	errno  syscall.Errno
+	buf    [1]byte
 }
 
 // NewIdleWaiter returns a waiter for conn. Connections without a file descriptor of their own
@@ -29,8 +30,14 @@ func NewIdleWaiter(conn net.Conn) *IdleWaiter {
 		if rc, err := sc.SyscallConn(); err == nil {
 			w.rc = rc
 			w.wait = func(fd uintptr) bool {
+				if w.peeked {
+					// The poller woke the wait: the socket turned readable or was
+					// closed. The read that follows tells which, without a second peek.
+					return true
+				}
 				_, w.errno = sock.Peek(fd, &w.buf[0])
-				return w.errno != syscall.EAGAIN
+				w.peeked = w.errno == syscall.EAGAIN
+				return !w.peeked
 			}
 		}
 	}
@@ -47,5 +54,6 @@ func (w *IdleWaiter) Wait(deadline time.Time) error {
 	if err := w.conn.SetReadDeadline(deadline); err != nil {
 		return err
 	}
+	w.peeked = false
 	return w.rc.Read(w.wait)
 }

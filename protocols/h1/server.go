@@ -139,7 +139,7 @@ func (s *ServerSession) Reset(conn net.Conn, opts *ServerOptions, served int) {
 	}
 	s.wr.timeout = durOr(opts.WriteTimeout, DefaultWriteTimeout)
 	// The deadlines armed were the previous connection's: conn has none of them yet.
-	s.rd.armed, s.wr.armed = time.Time{}, time.Time{}
+	s.rd.armed, s.rd.armedAt, s.wr.armed = time.Time{}, time.Time{}, time.Time{}
 	s.rd.stopped.Store(false)
 	s.wr.stopped.Store(false)
 	s.Req.Reset()
@@ -206,7 +206,9 @@ func (s *ServerSession) ReadRequest() error {
 			return err
 		}
 	}
-	rd.deadline = time.Now().Add(durOr(s.opts.HeadTimeout, DefaultHeadTimeout))
+	// The head's deadline is set before the first read it needs (most heads come whole with
+	// their first bytes and need none): HeadTimeout from then.
+	rd.deadline = time.Time{}
 	scan := 0
 	for {
 		start := rd.r + skipEmptyLines(rd.buf[rd.r:rd.w])
@@ -235,6 +237,9 @@ func (s *ServerSession) ReadRequest() error {
 			return statusError(431, "request head too large")
 		}
 		// makeRoom may have moved the unread bytes; the scan offset is relative to them.
+		if rd.deadline.IsZero() {
+			rd.deadline = time.Now().Add(durOr(s.opts.HeadTimeout, DefaultHeadTimeout))
+		}
 		if err := rd.fill(); err != nil {
 			s.broken = true
 			if err == io.EOF {
@@ -637,6 +642,7 @@ func (s *ServerSession) linger() {
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
+	s.rd.armed, s.rd.armedAt = time.Time{}, time.Time{}
 	if s.conn.SetReadDeadline(time.Now().Add(LingerTimeout)) != nil {
 		return
 	}
