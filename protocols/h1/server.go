@@ -533,14 +533,18 @@ func (s *ServerSession) FinishResponse(trailers *header.Fields) error {
 		s.broken = true
 		return err
 	}
+	// The write buffer goes back to the pool at once: the next response, of whichever
+	// connection, takes the one last given back, whose memory is still in the CPU's caches,
+	// where this connection's own would have gone cold while it waited.
+	s.wr.release()
 	return nil
 }
 
 // Finish completes the exchange after the response was written: it drains what is left of the
 // request body (within DrainLimit and DrainTimeout) and reports whether the connection can
 // serve another request. When it cannot, the caller closes the connection. The session keeps
-// its buffers for a request that follows at once; Release gives them back while the
-// connection waits.
+// its read buffer for a request that follows at once (FinishResponse gave the write buffer
+// back); Release gives it back while the connection waits.
 func (s *ServerSession) Finish() bool {
 	if !s.headSent || !s.respBody.finished || s.upgraded {
 		s.broken = true
