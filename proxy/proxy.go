@@ -687,7 +687,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 	var again *upstream.Peer
 	restarts := 0
 	for again != nil || s.attempts < p.opts.MaxRetries {
-		connStart := time.Now()
+		connStart := nowSince(s.Timings.Start)
 		a, e, err := p.connect(s, st, ctx, again)
 		again = nil
 		if err != nil {
