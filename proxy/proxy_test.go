@@ -1034,3 +1034,64 @@ func TestPanicInLogging(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyConnectionMixedRequests: on one kept-alive client connection, bodyless requests
+// (served inside the held wait for the next request), requests with a body (which read the
+// connection, so are served outside it), a request sent while the one before is still being
+// served, and a pipelined burst all get their answers in order, and the connection stays
+// usable after each kind.
+func TestBusyConnectionMixedRequests(t *testing.T) {
+	origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(50 * time.Millisecond)
+		}
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
+	}))
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	get := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
+	post := func(path, body string) string {
+		return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body)
+	}
+	expect := func(want string) {
+		t.Helper()
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("reading the answer %q: %v", want, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("got %d %q, want %q (last error %v)", resp.StatusCode, b, want, app.lastErr.Load())
+		}
+	}
+	steps := []struct{ send, want string }{
+		{get("/a"), "GET /a "}, {get("/b"), "GET /b "}, {post("/c", "body"), "POST /c body"},
+		{get("/d"), "GET /d "}, {post("/e", "x"), "POST /e x"}, {post("/f", "y"), "POST /f y"},
+		{get("/g"), "GET /g "},
+	}
+	for _, st := range steps {
+		io.WriteString(c, st.send)
+		expect(st.want)
+	}
+	// The next request goes out while /slow is still being served.
+	io.WriteString(c, get("/slow"))
+	time.Sleep(10 * time.Millisecond)
+	io.WriteString(c, get("/h"))
+	start := time.Now()
+	expect("GET /slow ")
+	expect("GET /h ")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the request sent during another's serving took %v", d)
+	}
+	// A pipelined burst mixing both kinds.
+	io.WriteString(c, get("/i")+post("/j", "z")+get("/k")+get("/l"))
+	for _, want := range []string{"GET /i ", "POST /j z", "GET /k ", "GET /l "} {
+		expect(want)
+	}
+	io.WriteString(c, get("/m"))
+	expect("GET /m ")
+}

@@ -467,3 +467,42 @@ func TestWebSocketFilterFor(t *testing.T) {
 	fc.send(t, websocket.MessageText, []byte("filtered"))
 	fc.expect(t, websocket.MessageText, []byte("FILTERED"))
 }
+
+// An upgrade that comes after other requests on a busy kept-alive connection (served inside
+// the held wait for the next request) is served outside it, as its tunnel reads the
+// connection: the WebSocket works.
+func TestWebSocketAfterRequestsOnOneConnection(t *testing.T) {
+	origin := echoServer(t, websocket.CompressionDisabled, nil)
+	addr, _ := startProxy(t, &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}, proxy.Options{})
+	c := dial(t, addr)
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/a", "/b", "/c"} {
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("%s: status %d", path, resp.StatusCode)
+		}
+	}
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	head, err := readHead(br)
+	if err != nil || !strings.HasPrefix(head, "HTTP/1.1 101 ") {
+		t.Fatalf("head %q %v", head, err)
+	}
+	cw := ws.NewWriter(c, ws.ClientSide, nil)
+	rd := ws.NewReader(br, ws.ClientSide, nil)
+	for _, msg := range []string{"one", "two"} {
+		if err := cw.WriteMessage(ws.OpText, []byte(msg), false); err != nil {
+			t.Fatal(err)
+		}
+		m, err := rd.ReadMessage()
+		if err != nil || string(m.Payload) != msg {
+			t.Fatalf("echo of %q: %v %v", msg, m, err)
+		}
+	}
+}

@@ -294,7 +294,10 @@ func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 		s.mu.Lock()
 		n := len(s.conns)
 		for c := range s.conns {
-			c.Close()
+			// Each in its own goroutine: closing a connection whose app holds its read side
+			// (h1.ServerSession.Hold, while it serves a request) waits until the app lets go,
+			// and must not hold up the others, nor s.mu.
+			go c.Close()
 		}
 		s.mu.Unlock()
 		s.logger.Warn("closing connections still in flight", "service", s.name, "count", n)

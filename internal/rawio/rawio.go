@@ -46,6 +46,12 @@ type Conn struct {
 	quiet  bool
 	quietF func(fd uintptr) bool
 
+	// Hold's function and state: while held, Read reads heldFd without waiting.
+	holdFn func() bool
+	heldFd uintptr
+	held   bool
+	holdF  func(fd uintptr) bool
+
 	// Writev's pair: va then vb, of which vn bytes are written.
 	va, vb  []byte
 	vn      int
@@ -86,6 +92,7 @@ func (c *Conn) Reset(conn net.Conn) bool {
 	c.rc = rc
 	if c.readF == nil {
 		c.readF, c.writevF, c.writeReadF, c.quietF = c.readFd, c.writevFd, c.writeReadFd, c.quietFd
+		c.holdF = c.holdFd
 	}
 	return true
 }
@@ -95,6 +102,9 @@ func (c *Conn) Reset(conn net.Conn) bool {
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if c.held {
+		return c.readHeld(p)
 	}
 	c.rp, c.rn, c.rerr = p, 0, 0
 	err := c.rc.Read(c.readF)
@@ -133,6 +143,30 @@ func (c *Conn) Writev(a, b []byte) (int, error) {
 		return n, os.NewSyscallError("writev", c.werr)
 	}
 	return n, nil
+}
+
+// ErrWouldBlock is what Read returns inside Hold when nothing waits to be read.
+var ErrWouldBlock = errors.New("rawio: nothing to read yet")
+
+// Hold runs f inside the socket's wait for readability, on the calling goroutine: f runs at
+// once, and again each time the socket turns readable, until it returns true or the wait
+// fails (the read deadline passes, the connection is closed) with Hold's error. While f runs,
+// Read on c does not wait: it returns ErrWouldBlock when nothing is there, after which f
+// returns false to wait for more.
+//
+// This saves the read that finds nothing. A loop of Read calls tries a read each time before
+// it waits, because each call's wait starts afresh and a readiness that arrived before it is
+// forgotten. Within Hold the wait is one: readiness that arrives after f's last read wakes it,
+// even when it arrives while f is still running. So f can serve a request (the answer, other
+// sockets' waits) and return false without a read when its last read drained the socket.
+//
+// While Hold runs, only f may read c; writes work as usual. Closing the connection from another
+// goroutine waits until f returns. f must not close it.
+func (c *Conn) Hold(f func() bool) error {
+	c.holdFn = f
+	err := c.rc.Read(c.holdF)
+	c.holdFn = nil
+	return err
 }
 
 // Quiet reports whether the socket has nothing to read and no pending error: the peer has

@@ -26,3 +26,9 @@ func (c *Conn) writeReadFd(uintptr) bool {
 
 // quietFd is never called: Reset refuses every connection off Linux.
 func (c *Conn) quietFd(uintptr) bool { return true }
+
+// holdFd is never called: Reset refuses every connection off Linux.
+func (c *Conn) holdFd(uintptr) bool { return true }
+
+// readHeld is never called: Reset refuses every connection off Linux.
+func (c *Conn) readHeld([]byte) (int, error) { return 0, syscall.ENOSYS }

@@ -405,3 +405,90 @@ func TestWriteReadDeadlines(t *testing.T) {
 		t.Fatalf("the peer received %q", buf[:n])
 	}
 }
+
+// TestHold: inside Hold, reads do not wait (ErrWouldBlock); bytes that arrive while the
+// function runs, after its last read, wake the wait though no read came after them; the
+// function's true ends Hold with nil, a passing deadline and a close end it with their errors.
+func TestHold(t *testing.T) {
+	t.Run("serve", func(t *testing.T) {
+		a, b, ra, _ := pair(t)
+		a.SetReadDeadline(time.Now().Add(waitBound))
+		buf := make([]byte, 16)
+		var got []string
+		go func() {
+			// The second message goes out while the first is being "served".
+			b.Write([]byte("one"))
+			time.Sleep(20 * time.Millisecond)
+			b.Write([]byte("two"))
+		}()
+		start := time.Now()
+		err := ra.Hold(func() bool {
+			n, err := ra.Read(buf)
+			if err == ErrWouldBlock {
+				return false
+			}
+			if err != nil {
+				t.Error(err)
+				return true
+			}
+			got = append(got, string(buf[:n]))
+			if len(got) == 1 {
+				time.Sleep(60 * time.Millisecond) // serving; "two" arrives meanwhile
+				return false                      // wait without a read
+			}
+			return true
+		})
+		if err != nil || len(got) != 2 || got[1] != "two" {
+			t.Fatalf("err %v, got %q", err, got)
+		}
+		if d := time.Since(start); d > waitBound/2 {
+			t.Fatalf("the wait missed the bytes that came while serving (%v)", d)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		a, _, ra, _ := pair(t)
+		a.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+		err := ra.Hold(func() bool {
+			_, err := ra.Read(make([]byte, 4))
+			return err != ErrWouldBlock
+		})
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("close", func(t *testing.T) {
+		a, _, ra, _ := pair(t)
+		a.SetReadDeadline(time.Now().Add(waitBound))
+		go func() {
+			time.Sleep(30 * time.Millisecond)
+			a.Close()
+		}()
+		err := ra.Hold(func() bool {
+			_, err := ra.Read(make([]byte, 4))
+			return err != ErrWouldBlock
+		})
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("eof", func(t *testing.T) {
+		a, b, ra, _ := pair(t)
+		a.SetReadDeadline(time.Now().Add(waitBound))
+		go func() {
+			time.Sleep(30 * time.Millisecond)
+			b.Close()
+		}()
+		var rerr error
+		err := ra.Hold(func() bool {
+			_, rerr = ra.Read(make([]byte, 4))
+			return rerr != ErrWouldBlock
+		})
+		if err != nil || rerr != io.EOF {
+			t.Fatalf("Hold %v, read %v", err, rerr)
+		}
+		// Outside Hold, Read waits again as usual.
+		if _, err := ra.Read(make([]byte, 4)); err != io.EOF {
+			t.Fatalf("read after Hold: %v", err)
+		}
+	})
+}

@@ -53,6 +53,9 @@ type reader struct {
 	armedAt time.Time
 	// eof records that the peer closed its side.
 	eof bool
+	// drained records that the last read took less than the room it had: the socket had
+	// nothing more at that moment.
+	drained bool
 	// stopped is set by interrupt, from another goroutine.
 	stopped atomic.Bool
 }
@@ -165,11 +168,16 @@ func (rd *reader) fill() error {
 	}
 	var n int
 	var err error
+	space := len(rd.buf) - rd.w
 	if rd.sock != nil {
 		n, err = rd.sock.Read(rd.buf[rd.w:])
+		if err == rawio.ErrWouldBlock {
+			return err
+		}
 	} else {
 		n, err = rd.conn.Read(rd.buf[rd.w:])
 	}
+	rd.drained = n < space
 	return rd.afterRead(n, err)
 }
 

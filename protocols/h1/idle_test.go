@@ -2,11 +2,13 @@ package h1
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/internal/testbin"
 )
 
@@ -126,5 +128,77 @@ func TestIdleDeadlineSetOnce(t *testing.T) {
 			}
 		}
 		s.Finish()
+	}
+}
+
+// TestServerHold: inside Hold, ReadRequest returns ErrWouldBlock until a whole head is there
+// (one split over two wake-ups included); after a request is answered, f returns false
+// without a read when the socket was drained, and a request the client sent while the one
+// before was being served still wakes the wait. With nothing coming, the deadline of
+// ArmIdleDeadline ends Hold with ErrIdle.
+func TestServerHold(t *testing.T) {
+	a, b := testbin.TCPPair(t)
+	s := NewServerSession(a, nil)
+	if !s.CanHold() {
+		t.Skip("no raw socket access here")
+	}
+	req := "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n"
+	go func() {
+		b.Write(fmt.Appendf(nil, req, 1)[:12])
+		time.Sleep(20 * time.Millisecond)
+		b.Write(fmt.Appendf(nil, req, 1)[12:])
+		time.Sleep(20 * time.Millisecond)
+		b.Write(fmt.Appendf(nil, req, 2)) // while /1 is being served
+	}()
+	var paths []string
+	blocked := 0
+	s.SetIdleDeadline(time.Now().Add(10 * time.Second))
+	err := s.Hold(func() bool {
+		for {
+			err := s.ReadRequest()
+			if err == ErrWouldBlock {
+				blocked++
+				return false
+			}
+			if err != nil {
+				t.Error(err)
+				return true
+			}
+			paths = append(paths, string(s.Req.Path()))
+			time.Sleep(60 * time.Millisecond) // serving
+			resp := header.NewResponse(200)
+			resp.Append("Content-Length", "0")
+			if err := s.WriteResponseHeader(resp); err != nil {
+				t.Error(err)
+				return true
+			}
+			if err := s.FinishResponse(nil); err != nil || !s.Finish() {
+				t.Error("finish", err)
+				return true
+			}
+			if len(paths) == 2 {
+				return true
+			}
+			if err := s.ArmIdleDeadline(time.Now().Add(10 * time.Second)); err != nil {
+				t.Error(err)
+				return true
+			}
+			if s.Drained() && s.Buffered() == 0 {
+				return false
+			}
+		}
+	})
+	if err != nil || len(paths) != 2 || paths[0] != "/1" || paths[1] != "/2" {
+		t.Fatalf("err %v, paths %q", err, paths)
+	}
+	if blocked == 0 {
+		t.Fatal("ReadRequest never returned ErrWouldBlock for the split head")
+	}
+	s.ArmIdleDeadline(time.Now().Add(30 * time.Millisecond))
+	err = s.Hold(func() bool {
+		return s.ReadRequest() != ErrWouldBlock
+	})
+	if err != ErrIdle {
+		t.Fatalf("Hold with nothing coming: %v, want ErrIdle", err)
 	}
 }

@@ -169,6 +169,51 @@ func (s *ServerSession) RequestsServed() int { return s.served }
 // wait on for it some other way (the proxy parks it; see internal/park).
 var ErrIdle = errors.New("h1: no request before the idle deadline")
 
+// ErrWouldBlock is ReadRequest's error inside Hold when the request has not (wholly) arrived:
+// return false from Hold's function to wait for more, then call ReadRequest again.
+var ErrWouldBlock = rawio.ErrWouldBlock
+
+// CanHold reports whether Hold works on this session's connection (a plain TCP or unix socket
+// on Linux).
+func (s *ServerSession) CanHold() bool { return s.rd.sock != nil }
+
+// Hold runs f inside the connection's wait for readability (see rawio.Conn.Hold): f runs at
+// once and again each time the connection turns readable, until it returns true, or until the
+// wait fails, which Hold returns: ErrIdle when the deadline of SetIdleDeadline or
+// ArmIdleDeadline passed, another error when the connection was closed or interrupted.
+// Inside f, ReadRequest does not wait: it returns ErrWouldBlock until a whole head is there.
+//
+// A server can so serve a request within f and, when the read of its head drained the
+// socket (Drained), return false to wait for the next one without trying a read first; the
+// wait, begun before that read, sees the next request's arrival even if it came while f was
+// serving. That saves the read that finds nothing, one system call per request of a busy
+// connection. While f runs, nothing but f may read the connection (a request body read by
+// another goroutine must wait until Hold returned), and f must not close it: closing it from
+// another goroutine waits until f returns.
+func (s *ServerSession) Hold(f func() bool) error {
+	err := s.rd.sock.Hold(f)
+	if err != nil && isTimeout(err) && !s.idleUntil.IsZero() && !s.rd.stopped.Load() {
+		s.idleUntil = time.Time{}
+		return ErrIdle
+	}
+	return err
+}
+
+// Drained reports whether the last read of the connection took all it had: then nothing is
+// left to read but what arrives later.
+func (s *ServerSession) Drained() bool { return s.rd.drained }
+
+// ArmIdleDeadline sets the deadline of the wait for the next request (as SetIdleDeadline) on
+// the connection now, for a wait that starts without ReadRequest: inside Hold, before f
+// returns false after serving a request.
+func (s *ServerSession) ArmIdleDeadline(t time.Time) error {
+	s.idleUntil = t
+	s.rd.deadline = t
+	err := s.rd.armRead()
+	s.rd.deadline = time.Time{}
+	return err
+}
+
 // SetIdleDeadline makes the next ReadRequest wait for the first byte of a request until t
 // instead of for IdleTimeout, and return ErrIdle if t passes first.
 func (s *ServerSession) SetIdleDeadline(t time.Time) { s.idleUntil = t }
@@ -191,8 +236,14 @@ func (s *ServerSession) ReadRequest() error {
 		if !custom {
 			rd.deadline = time.Now().Add(durOr(s.opts.IdleTimeout, DefaultIdleTimeout))
 		}
+		err := rd.fill()
+		if err == ErrWouldBlock {
+			// Inside Hold: the caller waits and calls again, with the same deadline.
+			rd.deadline = time.Time{}
+			return err
+		}
 		s.idleUntil = time.Time{}
-		if err := rd.fill(); err != nil {
+		if err != nil {
 			rd.deadline = time.Time{}
 			if custom && isTimeout(err) {
 				return ErrIdle
@@ -241,6 +292,12 @@ func (s *ServerSession) ReadRequest() error {
 			rd.deadline = time.Now().Add(durOr(s.opts.HeadTimeout, DefaultHeadTimeout))
 		}
 		if err := rd.fill(); err != nil {
+			if err == ErrWouldBlock {
+				// Inside Hold, the rest of the head is yet to come: the next call goes on
+				// from the bytes kept (and the head's deadline starts again then).
+				rd.deadline = time.Time{}
+				return err
+			}
 			s.broken = true
 			if err == io.EOF {
 				return perr.Explain(perr.ConnectionClosed, "client closed the connection mid-head").AsDown()
