@@ -16,6 +16,13 @@
 // wrk and the origin to CPU 0. It then measures the memory each proxy holds per idle
 // keep-alive downstream connection. Results go to stdout as Markdown tables, progress to
 // stderr. Every process it starts is stopped by PID, also on SIGINT.
+//
+// With -shared (one worker), the proxies of a round run at the same time, all pinned to CPU 1,
+// each loaded by its own wrk: the machine's speed, which drifts by a third between runs on a
+// shared host, is then the same for all of them, and their CPU per request compares within
+// a few per cent where runs one after the other scatter by fifteen:
+//
+//	cd bench && go run ./e2e -shared -workers 1 -sizes 1k -rounds 9 -duration 3s -idle-conns 0 -targets pingora-go,nginx
 package main
 
 import (
@@ -29,6 +36,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pingora-go/pingora/bench/internal/procutil"
@@ -54,6 +62,7 @@ type config struct {
 	pingora    string
 	repo       string
 	keep       bool
+	shared     bool
 }
 
 func main() {
@@ -80,6 +89,7 @@ func main() {
 	flag.StringVar(&c.pingora, "pingora", "", "pingora binary; empty builds ./cmd/pingora of -repo into the temp dir")
 	flag.StringVar(&c.repo, "repo", "..", "root of the pingora-go module, for building the binary")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temp dir (configs and logs)")
+	flag.BoolVar(&c.shared, "shared", false, "run the proxies of a round at the same time, on the proxy's CPU, each loaded by its own wrk: they see the machine at the same moment (one worker only)")
 	flag.StringVar(&serveHTTPUtilAddr, "serve-httputil", "", "internal: run the httputil.ReverseProxy on this address")
 	flag.StringVar(&upstream, "upstream", "", "internal: origin address for -serve-httputil")
 	flag.StringVar(&idleClientAddr, "idle-client", "", "internal: run the idle client against this address")
@@ -138,6 +148,9 @@ func (c *config) parseLists(sizesFlag, workersFlag, targetsFlag, idleAfterFlag s
 	if c.duration < time.Second || c.warmup < time.Second || c.rounds < 1 {
 		return errors.New("-duration and -warmup are at least 1s, -rounds at least 1")
 	}
+	if c.shared && !slices.Equal(c.workers, []int{1}) {
+		return errors.New("-shared needs -workers 1: with two workers nothing is pinned")
+	}
 	return nil
 }
 
@@ -189,6 +202,19 @@ func runAll(c config) error {
 		for _, size := range c.sizes {
 			tb := table{workers: w, size: size, runs: map[string][]run{}}
 			for r := range c.rounds {
+				if c.shared {
+					res, err := measureShared(ctx, e, c, s, ts, size)
+					if err != nil {
+						origin.Stop()
+						return fmt.Errorf("shared, %d worker(s), %s, round %d: %w", w, size, r+1, err)
+					}
+					for _, t := range ts {
+						fmt.Fprintf(os.Stderr, "workers=%d size=%s round=%d %-10s %9.0f req/s p50 %-9v p99 %-9v cpu %6.1f µs/req (shared)\n",
+							w, size, r+1, t.name, res[t.name].rps, res[t.name].p50, res[t.name].p99, res[t.name].cpuPerReq)
+						tb.runs[t.name] = append(tb.runs[t.name], res[t.name])
+					}
+					continue
+				}
 				for i := range ts {
 					t := ts[(i+r)%len(ts)]
 					res, err := measure(ctx, e, c, s, t, size)
@@ -233,6 +259,9 @@ func runAll(c config) error {
 
 	fmt.Printf("Run of %s, %s; %d round(s) × %v per proxy and configuration, wrk -c %d; load average before %s, after %s.\n\n",
 		began.UTC().Format("2006-01-02 15:04 MST"), time.Since(began).Round(time.Second), c.rounds, c.duration, c.conns, load0, procutil.LoadAvg())
+	if c.shared {
+		fmt.Printf("Shared: in each round the proxies ran at the same time on one CPU, each loaded by its own wrk.\n\n")
+	}
 	for _, tb := range tables {
 		tb.print(os.Stdout, ts)
 	}
@@ -240,6 +269,73 @@ func runAll(c config) error {
 		printIdle(os.Stdout, idle, c.idleConns, c.idleRate)
 	}
 	return nil
+}
+
+// measureShared starts every target of ts, warms them up and measures them at the same time:
+// each proxy pinned to the proxy's CPU, each loaded by its own wrk on the client's. They share
+// the CPU and see the machine in the same state, so the ratio of their CPU per request holds
+// still where runs one after the other move with the machine's speed. The direct baseline
+// has no place here.
+func measureShared(ctx context.Context, e *env, c config, s setup, ts []target, size string) (map[string]run, error) {
+	urls := make([]string, len(ts))
+	procs := make([]*procutil.Proc, len(ts))
+	defer func() {
+		for _, p := range procs {
+			if p != nil {
+				p.Stop()
+			}
+		}
+	}()
+	for i, t := range ts {
+		if t.start == nil {
+			return nil, fmt.Errorf("%s cannot be measured in -shared mode", t.name)
+		}
+		listen, err := procutil.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		procs[i], err = t.start(pctx, e, s, listen)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		urls[i] = "http://" + listen + "/" + size
+	}
+	all := func(d time.Duration) ([]wrkResult, error) {
+		res := make([]wrkResult, len(ts))
+		errs := make([]error, len(ts))
+		var wg sync.WaitGroup
+		for i := range ts {
+			wg.Go(func() { res[i], errs[i] = runWrk(ctx, s.clientCPUs, s.wrkThreads, c.conns, d, urls[i]) })
+		}
+		wg.Wait()
+		return res, errors.Join(errs...)
+	}
+	if _, err := all(c.warmup); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	cpu0 := make([]time.Duration, len(ts))
+	for i, p := range procs {
+		cpu0[i] = procutil.CPUTime(p.PID())
+	}
+	ws, err := all(c.duration)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]run{}
+	for i, t := range ts {
+		p := procs[i]
+		if p.Exited() {
+			return nil, fmt.Errorf("%s exited during the run: %v", t.name, p.Err())
+		}
+		r := run{wrkResult: ws[i], hwmKB: procutil.StatusKB(p.PID(), "VmHWM")}
+		if ws[i].requests > 0 {
+			r.cpuPerReq = float64((procutil.CPUTime(p.PID()) - cpu0[i]).Microseconds()) / float64(ws[i].requests)
+		}
+		out[t.name] = r
+	}
+	return out, nil
 }
 
 // run is one measured wrk run through one proxy.
