@@ -382,10 +382,19 @@ func (p *Proxy[C]) serveHeld(shutdown context.Context, st *conn[C], state *atomi
 	switch {
 	case herr == h1.ErrIdle:
 		return false, false, nil
+	case isTimedOut(herr):
+		// A head that came in part and not whole in time: answered as outside the wait.
+		return false, true, herr
 	case herr != nil:
 		return true, false, nil
 	}
 	return done, read, err
+}
+
+// isTimedOut reports whether err is a perr ReadTimedout.
+func isTimedOut(err error) bool {
+	e, ok := perr.As(err)
+	return ok && e.Type == perr.ReadTimedout
 }
 
 // A connection whose request arrived within hotGap of the previous response is busy: its next

@@ -1095,3 +1095,49 @@ func TestBusyConnectionMixedRequests(t *testing.T) {
 	io.WriteString(c, get("/m"))
 	expect("GET /m ")
 }
+
+// TestBusyConnectionSlowHead: a head sent a byte at a time after requests served on a busy
+// connection gets 408 at HeadTimeout from its first bytes, as on a fresh connection: the
+// bytes trickling in do not push the deadline back.
+func TestBusyConnectionSlowHead(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}}
+	opts := proxy.Options{}
+	opts.Server.HeadTimeout = 300 * time.Millisecond
+	addr, _ := startProxy(t, app, opts)
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	for i := 0; i < 3; i++ {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for _, b := range []byte("GET /slow HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 100)) {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := c.Write([]byte{b}); err != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	head, err := readHead(r)
+	if err != nil || !strings.HasPrefix(head, "HTTP/1.1 408 ") {
+		t.Fatalf("head %q, %v; want a 408", head, err)
+	}
+	// The client goes on sending for 6 s: a deadline pushed back by each byte would not
+	// have passed before that.
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("408 after %v", d)
+	}
+}

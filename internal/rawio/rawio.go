@@ -195,6 +195,7 @@ var ErrNotQuiet = errors.New("connection closed by the peer or not quiet before 
 // which a peer's half-close could arrive unseen.
 //
 // werr is the error of the check or of the write, when one failed; rerr that of the read.
+// With r empty, WriteRead only writes w, unchecked.
 func (c *Conn) WriteRead(check bool, w, r []byte) (n int, werr, rerr error) {
 	if len(r) == 0 {
 		_, err := c.Write(w)

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pingora-go/pingora/header"
 	"github.com/pingora-go/pingora/internal/testbin"
+	"github.com/pingora-go/pingora/perr"
 )
 
 // TestIdleWaiter: Wait returns at once when something waits to be read, after a wake-up when
@@ -200,5 +202,47 @@ func TestServerHold(t *testing.T) {
 	})
 	if err != ErrIdle {
 		t.Fatalf("Hold with nothing coming: %v, want ErrIdle", err)
+	}
+}
+
+// TestServerHoldHeadTimeout: inside Hold, a head that comes a few bytes at a time keeps the
+// deadline its first wait was given: a client that sends a byte now and then does not push it
+// back, and Hold ends with the ReadTimedout error ReadRequest would give.
+func TestServerHoldHeadTimeout(t *testing.T) {
+	a, b := testbin.TCPPair(t)
+	s := NewServerSession(a, &ServerOptions{HeadTimeout: 150 * time.Millisecond})
+	if !s.CanHold() {
+		t.Skip("no raw socket access here")
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for _, c := range []byte("GET / HTTP/1.1\r\nHost: slow\r\nX-Slow: " + strings.Repeat("a", 60)) {
+			select {
+			case <-stop:
+				return
+			case <-time.After(40 * time.Millisecond):
+			}
+			b.Write([]byte{c})
+		}
+	}()
+	s.SetIdleDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	err := s.Hold(func() bool {
+		err := s.ReadRequest()
+		if err == ErrWouldBlock {
+			return false
+		}
+		t.Errorf("ReadRequest: %v", err)
+		return true
+	})
+	e, ok := perr.As(err)
+	if !ok || e.Type != perr.ReadTimedout || e.Source != perr.Downstream {
+		t.Fatalf("Hold: %v, want a downstream ReadTimedout", err)
+	}
+	// The client goes on sending for 3.5 s: a deadline pushed back by each byte would not
+	// have passed before that.
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("the head timed out after %v", d)
 	}
 }

@@ -100,6 +100,7 @@ type ServerSession struct {
 	bodyFailed     atomic.Bool // reading the request body failed (set by the body reader)
 	bodyDone       atomic.Bool // the request body was read to its end
 	idleUntil      time.Time   // deadline for the next request's first byte, set by SetIdleDeadline
+	headUntil      time.Time   // the deadline of a head that came in part inside Hold
 }
 
 // NewServerSession returns a session over conn. opts may be nil; it is not copied and must
@@ -140,6 +141,7 @@ func (s *ServerSession) Reset(conn net.Conn, opts *ServerOptions, served int) {
 	s.wr.timeout = durOr(opts.WriteTimeout, DefaultWriteTimeout)
 	// The deadlines armed were the previous connection's: conn has none of them yet.
 	s.rd.armed, s.rd.armedAt, s.wr.armed = time.Time{}, time.Time{}, time.Time{}
+	s.idleUntil, s.headUntil, s.rd.drained = time.Time{}, time.Time{}, false
 	s.rd.stopped.Store(false)
 	s.wr.stopped.Store(false)
 	s.Req.Reset()
@@ -190,9 +192,19 @@ func (s *ServerSession) CanHold() bool { return s.rd.sock != nil }
 // connection. While f runs, nothing but f may read the connection (a request body read by
 // another goroutine must wait until Hold returned), and f must not close it: closing it from
 // another goroutine waits until f returns.
+//
+// When the head of a request that came in part is not whole by HeadTimeout, Hold returns the
+// error ReadRequest would (a ReadTimedout *perr.Error): the server answers 408 as it would
+// outside Hold.
 func (s *ServerSession) Hold(f func() bool) error {
 	err := s.rd.sock.Hold(f)
-	if err != nil && isTimeout(err) && !s.idleUntil.IsZero() && !s.rd.stopped.Load() {
+	switch {
+	case err == nil || !isTimeout(err) || s.rd.stopped.Load():
+	case !s.headUntil.IsZero():
+		s.headUntil = time.Time{}
+		s.broken = true
+		return s.rd.wrapErr(err)
+	case !s.idleUntil.IsZero():
 		s.idleUntil = time.Time{}
 		return ErrIdle
 	}
@@ -258,8 +270,10 @@ func (s *ServerSession) ReadRequest() error {
 		}
 	}
 	// The head's deadline is set before the first read it needs (most heads come whole with
-	// their first bytes and need none): HeadTimeout from then.
-	rd.deadline = time.Time{}
+	// their first bytes and need none): HeadTimeout from then. A head that came in part
+	// inside Hold keeps the deadline set before its first wait: a client sending a byte now
+	// and then must not push it back.
+	rd.deadline, s.headUntil = s.headUntil, time.Time{}
 	scan := 0
 	for {
 		start := rd.r + skipEmptyLines(rd.buf[rd.r:rd.w])
@@ -294,8 +308,9 @@ func (s *ServerSession) ReadRequest() error {
 		if err := rd.fill(); err != nil {
 			if err == ErrWouldBlock {
 				// Inside Hold, the rest of the head is yet to come: the next call goes on
-				// from the bytes kept (and the head's deadline starts again then).
-				rd.deadline = time.Time{}
+				// from the bytes kept, under the same deadline, which stays armed on the
+				// connection for Hold's wait.
+				s.headUntil, rd.deadline = rd.deadline, time.Time{}
 				return err
 			}
 			s.broken = true
