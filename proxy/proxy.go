@@ -398,10 +398,12 @@ func isTimedOut(err error) bool {
 }
 
 // A connection whose request arrived within hotGap of the previous response is busy: its next
-// request is read directly for up to hotWait, holding the session's buffer, which saves two
-// system calls per request (the peeks of IdleWaiter). Any other connection waits without a
-// buffer (IdleWaiter), and parks after ParkAfter. Under load a busy client's next request
-// comes milliseconds after its response, once the proxy has served the other connections.
+// request is read directly for up to hotWait (see hotUntil), holding the session's buffer, and
+// on a plain socket inside the wait begun before the last request was read (serveHeld): one
+// read per request, where the wait of IdleWaiter costs a peek and then the read. Any other
+// connection waits without a buffer (IdleWaiter), and parks after ParkAfter. Under load a busy
+// client's next request comes milliseconds after its response, once the proxy has served the
+// other connections.
 const (
 	hotGap  = 100 * time.Millisecond
 	hotWait = 100 * time.Millisecond
