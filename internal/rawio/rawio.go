@@ -103,11 +103,17 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if c.held {
-		return c.readHeld(p)
-	}
 	c.rp, c.rn, c.rerr = p, 0, 0
-	err := c.rc.Read(c.readF)
+	var err error
+	if c.held {
+		// Inside Hold: one read, no wait.
+		if !c.readFd(c.heldFd) {
+			c.rp = nil
+			return 0, ErrWouldBlock
+		}
+	} else {
+		err = c.rc.Read(c.readF)
+	}
 	c.rp = nil
 	switch {
 	case err != nil:

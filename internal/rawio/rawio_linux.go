@@ -1,7 +1,6 @@
 package rawio
 
 import (
-	"io"
 	"os"
 	"syscall"
 
@@ -111,23 +110,4 @@ func (c *Conn) holdFd(fd uintptr) bool {
 	c.heldFd, c.held = fd, true
 	defer func() { c.held = false }()
 	return c.holdFn()
-}
-
-// readHeld is Read inside Hold: one read of the held socket, ErrWouldBlock when it has nothing.
-func (c *Conn) readHeld(p []byte) (int, error) {
-	for {
-		n, e := sysRead(c.heldFd, p[:min(len(p), MaxChunk)])
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0, ErrWouldBlock
-		case 0:
-			if n == 0 {
-				return 0, io.EOF
-			}
-			return n, nil
-		}
-		return 0, os.NewSyscallError("read", e)
-	}
 }

@@ -29,6 +29,3 @@ func (c *Conn) quietFd(uintptr) bool { return true }
 
 // holdFd is never called: Reset refuses every connection off Linux.
 func (c *Conn) holdFd(uintptr) bool { return true }
-
-// readHeld is never called: Reset refuses every connection off Linux.
-func (c *Conn) readHeld([]byte) (int, error) { return 0, syscall.ENOSYS }

@@ -445,32 +445,30 @@ func TestHold(t *testing.T) {
 			t.Fatalf("the wait missed the bytes that came while serving (%v)", d)
 		}
 	})
-	t.Run("deadline", func(t *testing.T) {
-		a, _, ra, _ := pair(t)
-		a.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
-		err := ra.Hold(func() bool {
-			_, err := ra.Read(make([]byte, 4))
-			return err != ErrWouldBlock
+	for _, tc := range []struct {
+		name string
+		end  func(a net.Conn) // ends the wait on a
+		want error
+	}{
+		{"deadline", func(a net.Conn) { a.SetReadDeadline(time.Now()) }, os.ErrDeadlineExceeded},
+		{"close", func(a net.Conn) { a.Close() }, net.ErrClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _, ra, _ := pair(t)
+			a.SetReadDeadline(time.Now().Add(waitBound))
+			go func() {
+				time.Sleep(30 * time.Millisecond)
+				tc.end(a)
+			}()
+			err := ra.Hold(func() bool {
+				_, err := ra.Read(make([]byte, 4))
+				return err != ErrWouldBlock
+			})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
 		})
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("err %v", err)
-		}
-	})
-	t.Run("close", func(t *testing.T) {
-		a, _, ra, _ := pair(t)
-		a.SetReadDeadline(time.Now().Add(waitBound))
-		go func() {
-			time.Sleep(30 * time.Millisecond)
-			a.Close()
-		}()
-		err := ra.Hold(func() bool {
-			_, err := ra.Read(make([]byte, 4))
-			return err != ErrWouldBlock
-		})
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("err %v", err)
-		}
-	})
+	}
 	t.Run("eof", func(t *testing.T) {
 		a, b, ra, _ := pair(t)
 		a.SetReadDeadline(time.Now().Add(waitBound))
