@@ -359,7 +359,7 @@ func TestWriteReadCheck(t *testing.T) {
 			if !errors.Is(werr, ErrNotQuiet) || rerr != nil {
 				t.Fatalf("werr %v, rerr %v; want ErrNotQuiet", werr, rerr)
 			}
-			if d := time.Since(start); d > time.Second {
+			if d := time.Since(start); d > waitBound/2 {
 				t.Fatalf("the check took %v", d)
 			}
 			if how == "reset" {
