@@ -84,21 +84,19 @@ func (c *Conn) writeReadFd(fd uintptr) bool {
 			return true
 		}
 	}
-	w := c.wrw
-	for len(w) > 0 {
-		n, e := sysWritev(fd, nil, w[:min(len(w), MaxChunk)])
-		switch e {
-		case syscall.EINTR:
-		case 0:
-			w = w[n:]
-		case syscall.EAGAIN:
-			if _, err := c.Writev(nil, w); err != nil {
-				c.wrErr = err
-				return true
-			}
-			w = nil
-		default:
-			c.wrErr = os.NewSyscallError("write", e)
+	// The message goes out through writevFd's loop; when the socket buffer fills, the rest
+	// waits for room as Writev does, on the write side.
+	c.va, c.vb, c.vn, c.werr = nil, c.wrw, 0, 0
+	done := c.writevFd(fd)
+	rest, werr := c.wrw[c.vn:], c.werr
+	c.vb = nil
+	switch {
+	case werr != 0:
+		c.wrErr = os.NewSyscallError("writev", werr)
+		return true
+	case !done:
+		if _, err := c.Writev(nil, rest); err != nil {
+			c.wrErr = err
 			return true
 		}
 	}
