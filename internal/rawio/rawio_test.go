@@ -180,6 +180,35 @@ func TestReset(t *testing.T) {
 	}
 }
 
+// TestWriteAfterReset: writes to a peer that reset the connection fail with EPIPE or
+// ECONNRESET in an *os.SyscallError (no SIGPIPE ends the process), for one buffer (sendto) and
+// for two (writev).
+func TestWriteAfterReset(t *testing.T) {
+	for _, two := range []bool{false, true} {
+		t.Run(fmt.Sprint("two buffers ", two), func(t *testing.T) {
+			a, b, ra, _ := pair(t)
+			b.(*net.TCPConn).SetLinger(0)
+			b.Close()
+			var err error
+			for i := 0; i < 100 && err == nil; i++ {
+				if two {
+					_, err = ra.Writev([]byte("head "), []byte("body"))
+				} else {
+					_, err = ra.Write([]byte("some bytes"))
+				}
+				if err == nil {
+					time.Sleep(time.Millisecond) // the reset has not arrived yet
+				}
+			}
+			var se *os.SyscallError
+			if !errors.As(err, &se) || !(errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+				t.Fatalf("write after a reset: %v", err)
+			}
+			a.Close()
+		})
+	}
+}
+
 // TestWhichConns: plain TCP and unix sockets are taken; TLS and in-memory connections are not,
 // and a Conn pointed at one by Reset refuses it.
 func TestWhichConns(t *testing.T) {

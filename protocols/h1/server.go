@@ -614,9 +614,9 @@ func (s *ServerSession) FinishResponse(trailers *header.Fields) error {
 
 // Finish completes the exchange after the response was written: it drains what is left of the
 // request body (within DrainLimit and DrainTimeout) and reports whether the connection can
-// serve another request. When it cannot, the caller closes the connection. The session keeps
-// its read buffer for a request that follows at once (FinishResponse gave the write buffer
-// back); Release gives it back while the connection waits.
+// serve another request. When it cannot, the caller closes the connection. The read buffer
+// goes back to the pool unless it holds bytes of a next request (FinishResponse gave the write
+// buffer back); the next ReadRequest takes one.
 func (s *ServerSession) Finish() bool {
 	if !s.headSent || !s.respBody.finished || s.upgraded {
 		s.broken = true
@@ -630,6 +630,9 @@ func (s *ServerSession) Finish() bool {
 			return false
 		}
 	}
+	// The read buffer goes back to the pool too when nothing of a next request is in it, for
+	// the reason FinishResponse gives the write buffer back.
+	s.rd.release()
 	return true
 }
 
