@@ -200,6 +200,8 @@ var ErrNotQuiet = errors.New("connection closed by the peer or not quiet before 
 // than before WriteRead, it leaves no moment between the check and the start of the wait in
 // which a peer's half-close could arrive unseen.
 //
+// w may overlap r: all of w is written before anything is read.
+//
 // werr is the error of the check or of the write, when one failed; rerr that of the read.
 // With r empty, WriteRead only writes w, unchecked.
 func (c *Conn) WriteRead(check bool, w, r []byte) (n int, werr, rerr error) {

@@ -52,9 +52,12 @@ type ClientSession struct {
 	finalRead      bool
 	broken         atomic.Bool // set by the reader or the writer goroutine
 	exchanges      int
-	// headPending: the head of a request without a body waits in the write buffer, to go
-	// out in ReadResponseHeader's wait for the response (rawio.Conn.WriteRead).
+	// headPending: the head of a request without a body waits in pendingHead, to go out in
+	// ReadResponseHeader's wait for the response (rawio.Conn.WriteRead). pendingHead lies in
+	// the read buffer's free space, where the response will be read once the head went out:
+	// a request without a body takes no write buffer.
 	headPending bool
+	pendingHead []byte
 	// checkOnSend: the connection came out of a pool unchecked (CheckOnSend).
 	checkOnSend bool
 	stale       bool // the last request failed with ErrStale
@@ -171,15 +174,18 @@ func (c *ClientSession) WriteRequestHeader(req *header.RequestHeader) error {
 		f = Framing{Kind: BodyNone}
 	}
 	c.reqBody.reset(f)
-	c.wr.ensureBuf()
-	c.wr.buf = req.AppendH1(c.wr.buf)
 	check := c.checkOnSend
 	c.checkOnSend = false
 	if f.Kind == BodyNone && c.rd.sock != nil {
+		// A head larger than the free space moves to a buffer of its own (AppendH1 grows
+		// it), which is garbage once sent.
+		c.pendingHead = req.AppendH1(c.rd.buf[c.rd.w:c.rd.w])
 		c.reqBody.finished = true
 		c.headPending = true
 		return nil
 	}
+	c.wr.ensureBuf()
+	c.wr.buf = req.AppendH1(c.wr.buf)
 	if check && c.rd.sock != nil {
 		if err := c.rd.armRead(); err != nil {
 			c.broken.Store(true)
@@ -213,6 +219,9 @@ func (c *ClientSession) flush() error {
 		// Only a request without a body has one: no reader runs alongside (a body writer's
 		// flush must not touch the field ReadResponseHeader reads).
 		c.headPending = false
+		c.wr.ensureBuf()
+		c.wr.buf = append(c.wr.buf, c.pendingHead...)
+		c.pendingHead = nil
 	}
 	if err := c.wr.flush(); err != nil {
 		c.broken.Store(true)
@@ -323,8 +332,10 @@ func (c *ClientSession) sendAndFill() error {
 	if err := rd.armRead(); err != nil {
 		return err
 	}
-	n, werr, rerr := rd.sock.WriteRead(true, wr.buf, rd.buf[rd.w:])
-	wr.buf = wr.buf[:0]
+	// The head lies in the space the response is read into: WriteRead writes all of it
+	// before it reads.
+	n, werr, rerr := rd.sock.WriteRead(true, c.pendingHead, rd.buf[rd.w:])
+	c.pendingHead = nil
 	switch {
 	case errors.Is(werr, rawio.ErrNotQuiet):
 		return c.staleError()
@@ -378,12 +389,14 @@ func (c *ClientSession) Broken() bool { return c.broken.Load() }
 
 // Release returns the buffers to the pool while the connection sits idle in a pool.
 func (c *ClientSession) Release() {
+	c.pendingHead = nil
 	c.rd.release()
 	c.wr.release()
 }
 
 // Close releases the buffers and closes the connection.
 func (c *ClientSession) Close() error {
+	c.pendingHead = nil
 	c.rd.discardBuf()
 	if c.wr.buf != nil {
 		putBuf(c.wr.buf)

@@ -499,6 +499,8 @@ func TestClientReadTimeoutAfterEarlierReads(t *testing.T) {
 
 // TestClientHeadGoesOutWithTheWait: the head of a request without a body stays in the session
 // until ReadResponseHeader sends it and waits for the answer in one go; Flush sends it at once.
+// The head is built in the read buffer's free space, so no write buffer is taken; one larger
+// than that space goes out whole as well.
 func TestClientHeadGoesOutWithTheWait(t *testing.T) {
 	got := make(chan string, 4)
 	c := upstream(t, nil, func(conn net.Conn, br *bufio.Reader) {
@@ -512,34 +514,45 @@ func TestClientHeadGoesOutWithTheWait(t *testing.T) {
 				}
 				return
 			}
-			got <- req.URL.Path
+			got <- fmt.Sprint(req.URL.Path, " ", len(req.Header.Get("X-Big")))
 			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
-	for _, flush := range []bool{false, true} {
-		if err := c.WriteRequestHeader(get("/a")); err != nil {
-			t.Fatal(err)
-		}
-		if flush {
-			if err := c.Flush(); err != nil {
+	for _, big := range []int{0, BufferSize + 100} {
+		for _, flush := range []bool{false, true} {
+			want := fmt.Sprint("/a ", big)
+			req := get("/a")
+			if big > 0 {
+				req.Append("X-Big", strings.Repeat("b", big))
+			}
+			if err := c.WriteRequestHeader(req); err != nil {
 				t.Fatal(err)
 			}
-			if g := <-got; g != "/a" {
-				t.Fatalf("after Flush the upstream read %s", g)
+			if flush {
+				if err := c.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				if g := <-got; g != want {
+					t.Fatalf("after Flush the upstream read %s", g)
+				}
+			} else if g := <-got; g != "nothing" {
+				t.Fatalf("before ReadResponseHeader the upstream read %s", g)
 			}
-		} else if g := <-got; g != "nothing" {
-			t.Fatalf("before ReadResponseHeader the upstream read %s", g)
-		}
-		if err := c.ReadResponseHeader(); err != nil || c.Resp.Status != 200 {
-			t.Fatalf("%v, status %d", err, c.Resp.Status)
-		}
-		if !flush {
-			if g := <-got; g != "/a" {
-				t.Fatalf("the upstream read %s", g)
+			if err := c.ReadResponseHeader(); err != nil || c.Resp.Status != 200 {
+				t.Fatalf("%v, status %d", err, c.Resp.Status)
 			}
-		}
-		if b := readBody(t, c.ReadBody); string(b) != "ok" || !c.Reusable() {
-			t.Fatalf("body %q, reusable %v", b, c.Reusable())
+			if !flush {
+				if g := <-got; g != want {
+					t.Fatalf("the upstream read %s", g)
+				}
+				if c.wr.buf != nil {
+					t.Error("a request without a body took a write buffer")
+				}
+			}
+			if b := readBody(t, c.ReadBody); string(b) != "ok" || !c.Reusable() {
+				t.Fatalf("body %q, reusable %v", b, c.Reusable())
+			}
+			c.Release()
 		}
 	}
 }
