@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -1141,5 +1142,36 @@ func TestBusyConnectionSlowHead(t *testing.T) {
 	// have passed before that.
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("408 after %v", d)
+	}
+}
+
+// TestClientAddrPerConnection: every request reports the address of the connection it came
+// on, through keep-alive requests on one connection (which keep the address from the first)
+// and connections served one after another by the same pooled state.
+func TestClientAddrPerConnection(t *testing.T) {
+	origin := startOrigin(t, echoHandler())
+	var seen sync.Map // request path -> client address
+	app := &testApp{peers: []*upstream.Peer{mustPeer(t, origin.addr)}, requestFilter: func(s *proxy.Session) (bool, error) {
+		seen.Store(string(s.Req().Path()), s.ClientAddr().String())
+		return false, nil
+	}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	for conn := 0; conn < 3; conn++ {
+		c := dial(t, addr)
+		r := bufio.NewReader(c)
+		for i := 0; i < 3; i++ {
+			path := fmt.Sprintf("/c%dr%d", conn, i)
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if got, _ := seen.Load(path); got != c.LocalAddr().String() {
+				t.Fatalf("%s: ClientAddr %v, want %s", path, got, c.LocalAddr())
+			}
+		}
+		c.Close()
 	}
 }

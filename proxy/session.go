@@ -76,6 +76,7 @@ func (s *Session) reset(ds *h1.ServerSession, h2s *h2.ServerStream, shutdown boo
 	// composite literal is built on the stack and then copied over (twice the cache lines).
 	retryBuf, modules := s.retryBuf[:0], s.modules[:0]
 	resp := s.resp
+	prevConn, prevAddr := s.netConn, s.clientAddr
 	*s = Session{}
 	s.ds, s.h2s, s.shutdown = ds, h2s, shutdown
 	s.retryBuf, s.modules, s.resp = retryBuf, modules, resp
@@ -84,7 +85,13 @@ func (s *Session) reset(ds *h1.ServerSession, h2s *h2.ServerStream, shutdown boo
 	} else {
 		s.down, s.req, s.netConn = h2s, &h2s.Req, h2s.Conn().Conn()
 	}
-	s.clientAddr = s.netConn.RemoteAddr()
+	// The next request of the same connection keeps the address: asking the connection
+	// again would touch its file descriptor's memory, which has gone cold since.
+	if s.netConn == prevConn && prevAddr != nil {
+		s.clientAddr = prevAddr
+	} else {
+		s.clientAddr = s.netConn.RemoteAddr()
+	}
 	s.resp.Reset()
 	s.keepAlive = true
 }
