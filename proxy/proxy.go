@@ -127,9 +127,12 @@ func (p *Proxy[C]) Connector() *connector.Connector { return p.conn }
 
 // conn is the state of one downstream connection, reused across its requests.
 type conn[C any] struct {
-	ds    *h1.ServerSession // HTTP/1: the connection's session
-	h2s   *h2.ServerStream  // HTTP/2: the stream being served
-	wsKey string            // HTTP/2: the Sec-WebSocket-Key sent upstream for an extended CONNECT
+	ds *h1.ServerSession // HTTP/1: the connection's session, &dsv
+	// dsv holds the HTTP/1 session in the connection's state: one object for both, which a
+	// request touches together.
+	dsv   h1.ServerSession
+	h2s   *h2.ServerStream // HTTP/2: the stream being served
+	wsKey string           // HTTP/2: the Sec-WebSocket-Key sent upstream for an extended CONNECT
 	// HTTP/2: the upstream exchange a client's reset aborts (see watchReset).
 	upMu             sync.Mutex
 	curUp            upstreamSession
@@ -285,7 +288,8 @@ func (p *Proxy[C]) serveLoop(shutdown context.Context, c net.Conn, served int, p
 		if st == nil {
 			st, _ = p.conns.Get().(*conn[C])
 			if st == nil {
-				st = &conn[C]{pumpErr: make(chan error, 1), ds: h1.NewServerSession(c, &p.opts.Server)}
+				st = &conn[C]{pumpErr: make(chan error, 1)}
+				st.ds = &st.dsv // Reset below makes it a session over c
 			}
 			st.ds.Reset(c, &p.opts.Server, served)
 			st.persist = persist

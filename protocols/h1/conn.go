@@ -402,15 +402,3 @@ func appendDate(dst []byte) []byte {
 	dateCache.Unlock()
 	return dst
 }
-
-// rawFor returns a raw reader and writer of conn's socket, reusing old (which may be nil) when
-// there is one, or nil when conn is not a plain socket.
-func rawFor(old *rawio.Conn, conn net.Conn) *rawio.Conn {
-	if old == nil {
-		return rawio.New(conn)
-	}
-	if !old.Reset(conn) {
-		return nil
-	}
-	return old
-}

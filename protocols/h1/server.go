@@ -72,11 +72,14 @@ var ErrHeadAlreadySent = errors.New("h1: final response head already sent")
 // except that one goroutine may read the request body (ReadBody) while another writes the
 // response (WriteResponseHeader, WriteBody), as a proxy streaming both ways does.
 type ServerSession struct {
-	conn    net.Conn
-	rawConn *rawio.Conn // kept across Reset; rd.sock and wr.sock when conn is a plain socket
-	opts    *ServerOptions
-	rd      reader
-	wr      writer
+	conn net.Conn
+	// raw does rd.sock's and wr.sock's system calls when conn is a plain socket. It lives in
+	// the session, kept across Reset, so that a request touches one object where it would
+	// touch two.
+	raw  rawio.Conn
+	opts *ServerOptions
+	rd   reader
+	wr   writer
 
 	// Req is the current request head; its bytes are valid until the next ReadRequest.
 	Req header.RequestHeader
@@ -112,8 +115,9 @@ func NewServerSession(conn net.Conn, opts *ServerOptions) *ServerSession {
 	s := &ServerSession{conn: conn, opts: opts}
 	s.rd.conn, s.rd.source = conn, perr.Downstream
 	s.wr.conn, s.wr.source = conn, perr.Downstream
-	s.rawConn = rawFor(nil, conn)
-	s.rd.sock, s.wr.sock = s.rawConn, s.rawConn
+	if s.raw.Reset(conn) {
+		s.rd.sock, s.wr.sock = &s.raw, &s.raw
+	}
 	s.wr.timeout = durOr(opts.WriteTimeout, DefaultWriteTimeout)
 	return s
 }
@@ -123,7 +127,9 @@ func (s *ServerSession) Conn() net.Conn { return s.conn }
 
 // Reset makes s a session over conn that has already served served requests, keeping its
 // storage, so that a server can take sessions from a pool for each burst of requests on a
-// connection instead of keeping one per idle connection. opts may be nil.
+// connection instead of keeping one per idle connection. opts may be nil. A zero ServerSession
+// after Reset is as one from NewServerSession, so that an owner can hold the session in a
+// struct of its own.
 func (s *ServerSession) Reset(conn net.Conn, opts *ServerOptions, served int) {
 	if opts == nil {
 		opts = &ServerOptions{}
@@ -132,9 +138,8 @@ func (s *ServerSession) Reset(conn net.Conn, opts *ServerOptions, served int) {
 	s.rd.conn, s.rd.source, s.rd.eof = conn, perr.Downstream, false
 	s.rd.timeout, s.rd.deadline = 0, time.Time{}
 	s.wr.conn, s.wr.source, s.wr.err = conn, perr.Downstream, nil
-	if raw := rawFor(s.rawConn, conn); raw != nil {
-		s.rawConn = raw
-		s.rd.sock, s.wr.sock = raw, raw
+	if s.raw.Reset(conn) {
+		s.rd.sock, s.wr.sock = &s.raw, &s.raw
 	} else {
 		s.rd.sock, s.wr.sock = nil, nil
 	}
