@@ -157,7 +157,18 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 			return err
 		}
 	}
-	err = st.phases(pumping, func() error {
+	return p.forwardResponse(st, up, h1cs, resp, pumping, switchProto, tunnelUp, ctx)
+}
+
+// forwardResponse runs the response phases on the final response head and sends the response
+// down: the head, then the body piece by piece through the body phases, or the tunnel of a
+// protocol switch. It is proxyExchange's second half, a function of its own so that the
+// stack space of its phases and body loop is not in proxyExchange's frame, which lies under
+// the wait for the response head.
+func (p *Proxy[C]) forwardResponse(st *conn[C], up upstreamSession, h1cs *h1.ClientSession, resp *header.ResponseHeader,
+	pumping, switchProto, tunnelUp bool, ctx *C) error {
+	s := &st.sess
+	err := st.phases(pumping, func() error {
 		if err := p.app.UpstreamResponseFilter(s, resp, ctx); err != nil {
 			return err
 		}

@@ -554,8 +554,7 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool, start time.Time)
 		ftp := p.app.FailToProxy(s, err, ctx)
 		canReuse = ftp.CanReuseDownstream
 		if !p.app.SuppressErrorLog(s, ctx, err) {
-			p.log.Error("request failed", "request", p.app.RequestSummary(s, ctx), "error", err.Error(),
-				"status", ftp.ErrorCode, "attempts", s.attempts)
+			p.logFailure(s, ctx, err, ftp.ErrorCode)
 		}
 	}
 	s.Timings.End = nowSince(s.Timings.Start)
@@ -581,6 +580,21 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool, start time.Time)
 	}
 	st.persist = p.app.PersistConnectionContext(s, ctx)
 	return true
+}
+
+// logRetry and logFailure log from functions of their own, not inlined: the arguments of a
+// log call take stack space in the frame of the function that makes it, and these frames
+// lie on every request's path, deepening the stack a request touches.
+//
+//go:noinline
+func (p *Proxy[C]) logRetry(msg string, s *Session, ctx *C, e *perr.Error) {
+	p.log.Warn(msg, "request", p.app.RequestSummary(s, ctx), "error", e.Error(), "attempt", s.attempts)
+}
+
+//go:noinline
+func (p *Proxy[C]) logFailure(s *Session, ctx *C, err error, status int) {
+	p.log.Error("request failed", "request", p.app.RequestSummary(s, ctx), "error", err.Error(),
+		"status", status, "attempts", s.attempts)
 }
 
 // safeLogging runs the Logging phase and the observers after a panic, containing a panic of
@@ -644,20 +658,29 @@ func (p *Proxy[C]) runPhases(st *conn[C], ctx *C) error {
 		return err
 	}
 	if !goUp {
-		if !s.respStarted {
-			r := &s.resp
-			r.Reset()
-			r.Status, r.Version = 502, header.HTTP11
-			r.Append("Server", "pingora-go")
-			r.Append("Content-Length", "0")
-			r.Append("Cache-Control", "private, no-store")
-			if err := s.WriteResponseHeader(r, true); err != nil {
-				return err
-			}
-		}
-		return p.finishLocalResponse(s)
+		return p.notProxied(s)
 	}
 	return p.cacheUpstreamFailed(st, ctx, p.proxyToUpstream(st, ctx))
+}
+
+// notProxied ends a request that ProxyUpstreamFilter kept from going upstream: with the
+// response a filter wrote, or with a 502. It is a function of its own, not inlined, so that
+// its stack space is not in runPhases' frame, which lies on every request's path.
+//
+//go:noinline
+func (p *Proxy[C]) notProxied(s *Session) error {
+	if !s.respStarted {
+		r := &s.resp
+		r.Reset()
+		r.Status, r.Version = 502, header.HTTP11
+		r.Append("Server", "pingora-go")
+		r.Append("Content-Length", "0")
+		r.Append("Cache-Control", "private, no-store")
+		if err := s.WriteResponseHeader(r, true); err != nil {
+			return err
+		}
+	}
+	return p.finishLocalResponse(s)
 }
 
 // finishLocalResponse checks that a response written by a filter is complete.
@@ -792,7 +815,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 		peer, reused := a.peer, a.reused
 		if e != nil {
 			if retry, decided := e.Retry.Decided(); decided && retry && !s.respStarted {
-				p.log.Warn("retrying after connect failure", "request", p.app.RequestSummary(s, ctx), "error", e.Error(), "attempt", s.attempts)
+				p.logRetry("retrying after connect failure", s, ctx, e)
 				last = e
 				continue
 			}
@@ -821,7 +844,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 		if !retry || s.respStarted || s.retryTrunc || !s.down.BodyDone() {
 			return e
 		}
-		p.log.Warn("retrying after upstream error", "request", p.app.RequestSummary(s, ctx), "error", e.Error(), "attempt", s.attempts)
+		p.logRetry("retrying after upstream error", s, ctx, e)
 		last = e
 	}
 	if last == nil {

@@ -315,21 +315,36 @@ func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn, o Lis
 	defer func() {
 		if r := recover(); r != nil {
 			c.Close()
-			s.logger.Error("panic serving a connection", "service", s.name, "client", c.RemoteAddr().String(),
-				"panic", r, "stack", string(debug.Stack()))
+			s.logPanic(c, r)
 		}
 	}()
+	if o.ProxyProtocol != nil || o.TLS != nil {
+		if c, tracked = s.unwrap(shutdown, c, o); c == nil {
+			return
+		}
+	}
+	s.app.ServeConn(shutdown, c)
+}
+
+// unwrap reads the PROXY protocol header and does the TLS handshake that o asks for on c. It
+// returns the connection to serve, or nil when c was closed, and the one the service tracks
+// it by (the PROXY protocol's wrapper, which a kill closes, or c). It and logPanic are
+// functions of their own, not inlined, so that their stack space is not in serveConn's
+// frame, which lies above every request of the connection.
+//
+//go:noinline
+func (s *ListeningService) unwrap(shutdown context.Context, c net.Conn, o ListenOptions) (serve, tracked net.Conn) {
 	if o.ProxyProtocol != nil {
 		pc, _, err := proxyproto.Read(c, *o.ProxyProtocol)
 		if err != nil {
 			c.Close()
 			s.logger.Info("PROXY protocol header refused; connection closed", "service", s.name,
 				"peer", c.RemoteAddr().String(), "error", err)
-			return
+			return nil, c
 		}
 		// A kill closes the connection by the key the App tracks it with when it parks it.
 		s.rekey(c, pc)
-		tracked, c = pc, pc
+		c = pc
 	}
 	if o.TLS != nil {
 		// A graceful shutdown lets a handshake in progress finish; a kill closes c.
@@ -337,12 +352,17 @@ func (s *ListeningService) serveConn(shutdown context.Context, c net.Conn, o Lis
 		if err != nil {
 			c.Close()
 			s.logger.Info("TLS handshake failed", "service", s.name, "client", c.RemoteAddr().String(), "error", err)
-			return
+			return nil, c
 		}
-		s.app.ServeConn(shutdown, tc)
-		return
+		return tc, c
 	}
-	s.app.ServeConn(shutdown, c)
+	return c, c
+}
+
+//go:noinline
+func (s *ListeningService) logPanic(c net.Conn, r any) {
+	s.logger.Error("panic serving a connection", "service", s.name, "client", c.RemoteAddr().String(),
+		"panic", r, "stack", string(debug.Stack()))
 }
 
 // rekey counts the connection old under the key nw from now on: the same connection seen

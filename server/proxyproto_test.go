@@ -118,9 +118,20 @@ func TestProxyProtocolListener(t *testing.T) {
 		}
 		c.Close()
 	}
+	// A good header, then bytes that are no TLS handshake: closed, and no longer counted
+	// (the loop below), under the key the header's wrapper gave it.
+	c2, err := net.Dial("tcp", secure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.Write(hdr)
+	io.WriteString(c2, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	c2.SetReadDeadline(time.Now().Add(10 * time.Second))
+	io.Copy(io.Discard, c2) // the server's alert, then its close
+	c2.Close()
 	select {
 	case a := <-app.addrs:
-		t.Fatalf("a connection without a header reached the App (%s)", a)
+		t.Fatalf("a connection without a header or a handshake reached the App (%s)", a)
 	default:
 	}
 	deadline := time.Now().Add(10 * time.Second)

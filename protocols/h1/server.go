@@ -508,39 +508,9 @@ func (s *ServerSession) WriteResponseHeader(resp *header.ResponseHeader) error {
 	s.respStatus = resp.Status
 	resp.Version = header.HTTP11
 
-	var f Framing
-	switch {
-	case resp.Status == 101:
-		f = Framing{Kind: BodyRaw}
-		s.upgraded = true
-		s.keepAlive = false
-	case s.Req.IsMethod("CONNECT") && resp.Status >= 200 && resp.Status < 300:
-		f = Framing{Kind: BodyRaw}
-		s.upgraded = true
-		s.keepAlive = false
-	case s.headRequest || resp.Status == 204 || resp.Status == 304 || resp.Status < 200:
-		f = Framing{Kind: BodyNone}
-	default:
-		n, ok, bad := contentLength(&resp.Fields)
-		te, _, lastChunked := transferCoding(&resp.Fields)
-		switch {
-		case bad != "":
-			return perr.Explain(perr.InternalError, "response has "+bad)
-		case ok && !te:
-			f = Framing{Kind: BodyLength, Length: n}
-		case s.Req.Version == header.HTTP11:
-			resp.Remove("Content-Length")
-			if !lastChunked {
-				// Other codings (e.g. gzip from an upstream) stay, with chunked as the last.
-				resp.Append("Transfer-Encoding", "chunked")
-			}
-			f = Framing{Kind: BodyChunked}
-		default:
-			resp.Remove("Transfer-Encoding")
-			resp.Remove("Content-Length")
-			f = Framing{Kind: BodyUntilClose}
-			s.keepAlive = false
-		}
+	f, err := s.responseFraming(resp)
+	if err != nil {
+		return err
 	}
 	if s.expectContinue && !s.interimSent {
 		// The client may still be waiting to send its body: do not read it as the next request.
@@ -574,6 +544,49 @@ func (s *ServerSession) WriteResponseHeader(resp *header.ResponseHeader) error {
 		return s.wr.flush()
 	}
 	return nil
+}
+
+// responseFraming decides how the body of the final response resp is delimited, and adjusts
+// resp's framing fields to it. It is a function of its own, not inlined, so that its stack
+// space is not in WriteResponseHeader's frame, which lies on every response's path.
+//
+//go:noinline
+func (s *ServerSession) responseFraming(resp *header.ResponseHeader) (Framing, error) {
+	var f Framing
+	switch {
+	case resp.Status == 101:
+		f = Framing{Kind: BodyRaw}
+		s.upgraded = true
+		s.keepAlive = false
+	case s.Req.IsMethod("CONNECT") && resp.Status >= 200 && resp.Status < 300:
+		f = Framing{Kind: BodyRaw}
+		s.upgraded = true
+		s.keepAlive = false
+	case s.headRequest || resp.Status == 204 || resp.Status == 304 || resp.Status < 200:
+		f = Framing{Kind: BodyNone}
+	default:
+		n, ok, bad := contentLength(&resp.Fields)
+		te, _, lastChunked := transferCoding(&resp.Fields)
+		switch {
+		case bad != "":
+			return f, perr.Explain(perr.InternalError, "response has "+bad)
+		case ok && !te:
+			f = Framing{Kind: BodyLength, Length: n}
+		case s.Req.Version == header.HTTP11:
+			resp.Remove("Content-Length")
+			if !lastChunked {
+				// Other codings (e.g. gzip from an upstream) stay, with chunked as the last.
+				resp.Append("Transfer-Encoding", "chunked")
+			}
+			f = Framing{Kind: BodyChunked}
+		default:
+			resp.Remove("Transfer-Encoding")
+			resp.Remove("Content-Length")
+			f = Framing{Kind: BodyUntilClose}
+			s.keepAlive = false
+		}
+	}
+	return f, nil
 }
 
 func durOrInt(v, d int64) int64 {
