@@ -806,7 +806,12 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 	var again *upstream.Peer
 	restarts := 0
 	for again != nil || s.attempts < p.opts.MaxRetries {
-		connStart := nowSince(s.Timings.Start)
+		// The connection's setup time is for the observers only: without them, Connected is
+		// the one clock read.
+		var connStart time.Time
+		if len(p.opts.Observers) > 0 {
+			connStart = nowSince(s.Timings.Start)
+		}
 		a, e, err := p.connect(s, st, ctx, again)
 		again = nil
 		if err != nil {
@@ -821,7 +826,7 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 			}
 			return e
 		}
-		s.Timings.Connected = nowSince(connStart)
+		s.Timings.Connected = nowSince(s.Timings.Start)
 		for _, o := range p.opts.Observers {
 			o.UpstreamConnected(s, reused, s.Timings.Connected.Sub(connStart))
 		}
