@@ -348,10 +348,16 @@ func (p *Proxy[C]) joinPump(st *conn[C], up upstreamSession, interrupt bool) err
 	default:
 	}
 	if interrupt {
-		if st.ds != nil {
-			st.ds.InterruptRead()
-		} else {
-			st.h2s.AbortBody()
+		// The downstream read is cut only while the body is still being read. A session whose
+		// read was interrupted serves no further request, and a body read whole needs no
+		// cutting: the pump is then past its reads, and stopRequest cuts its upstream writes.
+		// (A body that ends just after this check costs the connection, nothing more.)
+		if !st.sess.down.BodyDone() {
+			if st.ds != nil {
+				st.ds.InterruptRead()
+			} else {
+				st.h2s.AbortBody()
+			}
 		}
 		up.stopRequest()
 		err := <-st.pumpErr

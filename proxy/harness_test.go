@@ -92,7 +92,8 @@ func mustPeer(t testing.TB, addr string) *upstream.Peer {
 func startProxy(t testing.TB, app proxy.ProxyHTTP[testCtx], opts proxy.Options) (string, *proxy.Proxy[testCtx]) {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = testserve.Quiet()
+		// Printed only when the test fails.
+		opts.Logger = testserve.Kept(t)
 	}
 	p := proxy.New(app, opts)
 	svc := server.NewListeningService("test proxy", p)

@@ -785,6 +785,70 @@ func TestRetryReplaysBufferedBody(t *testing.T) {
 	}
 }
 
+// slowLastPieceApp's RequestBodyFilter holds the last piece of the body of /slow for a while:
+// the body has been read whole, and its pump is still busy.
+type slowLastPieceApp struct{ testApp }
+
+func (a *slowLastPieceApp) RequestBodyFilter(s *proxy.Session, _ *[]byte, eos bool, _ *testCtx) error {
+	if eos && string(s.Req().Path()) == "/slow" {
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// TestRetryKeepsDownstreamWhenBodyWasRead: a pooled connection the origin drops after the
+// head fails the exchange while the request body, read whole, is still in its pump (here
+// held in RequestBodyFilter). The retry replays the body on a new connection, and the client's
+// connection stays open for its next request: the pump is stopped at its upstream writes, not
+// by cutting the downstream read, which would end the connection. Under load, the same race
+// made TestRetryReplaysBufferedBody fail now and then.
+func TestRetryKeepsDownstreamWhenBodyWasRead(t *testing.T) {
+	var n atomic.Int64
+	addrOrigin := rawOrigin(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			head, err := readHead(r)
+			if err != nil {
+				return
+			}
+			if n.Add(1) == 2 {
+				return // the second request, on the pooled connection: dropped
+			}
+			length := 0
+			for _, l := range strings.Split(head, "\r\n") {
+				if strings.HasPrefix(strings.ToLower(l), "content-length:") {
+					length, _ = strconv.Atoi(strings.TrimSpace(l[len("content-length:"):]))
+				}
+			}
+			b := make([]byte, length)
+			if _, err := io.ReadFull(r, b); err != nil {
+				return
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+		}
+	})
+	app := &slowLastPieceApp{testApp{peers: []*upstream.Peer{mustPeer(t, addrOrigin)}}}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	for i, path := range []string{"/first", "/slow", "/after"} {
+		body := fmt.Sprintf("body of %s", path)
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("request %d (%s): %v", i, path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != body || resp.Close {
+			t.Fatalf("request %d (%s): %d %q, close %v (last error %v)", i, path, resp.StatusCode, b, resp.Close, app.lastErr.Load())
+		}
+	}
+	if got := n.Load(); got != 4 {
+		t.Errorf("the origin read %d heads, want 4 (one dropped and retried)", got)
+	}
+}
+
 // alwaysRetry marks every connection failure retryable.
 type alwaysRetry struct{ testApp }
 
