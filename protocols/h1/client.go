@@ -268,6 +268,21 @@ func (c *ClientSession) ReadResponseHeader() error {
 	first := true
 	for {
 		if rd.buffered() > 0 {
+			if first {
+				// Most heads come whole with their first bytes: parsed at once, each line
+				// is scanned once. The rest of a head that did not is looked for with
+				// findHeadEnd, which goes on from where it stopped, and parsed once found.
+				n, err := ParseResponse(rd.buf[rd.r:rd.w], &c.Resp, &c.opts.Limits)
+				if err == nil {
+					rd.r += n
+					rd.pin = rd.r
+					break
+				}
+				if err != errIncomplete {
+					c.broken.Store(true)
+					return err
+				}
+			}
 			end, next := findHeadEnd(rd.buf[rd.r:rd.w], scan)
 			if end >= 0 {
 				n, err := ParseResponse(rd.buf[rd.r:rd.r+end], &c.Resp, &c.opts.Limits)

@@ -635,3 +635,47 @@ func TestClientStaleOnSend(t *testing.T) {
 		}
 	})
 }
+
+// TestClientMalformedBeforeHeadEnd: a response whose status line is already malformed fails
+// as soon as it arrives, without waiting for the rest of the head (the read timeout is far
+// longer than the test's bound); one whose lines are fine so far is waited for.
+func TestClientMalformedBeforeHeadEnd(t *testing.T) {
+	release := make(chan struct{})
+	c := upstream(t, &ClientOptions{ReadTimeout: time.Minute}, func(conn net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(conn, "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n")
+		<-release
+	})
+	defer close(release)
+	if err := c.WriteRequestHeader(get("/a")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := c.ReadResponseHeader()
+	if e, ok := perr.As(err); !ok || e.Type != perr.InvalidHTTPHeader {
+		t.Fatalf("got %v, want InvalidHTTPHeader", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the malformed status line was refused after %v", d)
+	}
+
+	c = upstream(t, nil, func(conn net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nConte")
+		time.Sleep(20 * time.Millisecond)
+		io.WriteString(conn, "nt-Length: 2\r\n\r\nok")
+	})
+	if err := c.WriteRequestHeader(get("/b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReadResponseHeader(); err != nil || c.Resp.Status != 200 {
+		t.Fatalf("%v, status %d", err, c.Resp.Status)
+	}
+	if b := readBody(t, c.ReadBody); string(b) != "ok" {
+		t.Fatalf("body %q", b)
+	}
+}

@@ -279,8 +279,24 @@ func (s *ServerSession) ReadRequest() error {
 	// inside Hold keeps the deadline set before its first wait: a client sending a byte now
 	// and then must not push it back.
 	rd.deadline, s.headUntil = s.headUntil, time.Time{}
-	scan := 0
-	for {
+	// Most heads come whole with their first bytes: parsed at once, each line is scanned
+	// once. A head that has not wholly arrived is looked for with findHeadEnd, which goes on
+	// from where it stopped within this call, and parsed once it has; so is the rest of a head
+	// that came in part inside Hold (rd.deadline set), which the attempt already failed on.
+	parsed := false
+	if rd.deadline.IsZero() {
+		n, err := ParseRequest(rd.buf[rd.r:rd.w], &s.Req, lim)
+		switch {
+		case err == nil:
+			rd.r += n
+			rd.pin = rd.r
+			parsed = true
+		case err != errIncomplete:
+			s.broken = true
+			return err
+		}
+	}
+	for scan := 0; !parsed; {
 		start := rd.r + skipEmptyLines(rd.buf[rd.r:rd.w])
 		end, next := findHeadEnd(rd.buf[start:rd.w], scan)
 		if end >= 0 {

@@ -420,6 +420,34 @@ func TestServerHeadTimeout(t *testing.T) {
 	}
 }
 
+// TestServerMalformedBeforeHeadEnd: a head whose complete lines are already malformed is
+// refused with 400 as soon as they arrive, without waiting for the rest of the head (the
+// HeadTimeout here is far longer than the test's bound). A partial head whose lines are
+// fine so far is still waited for, and then served.
+func TestServerMalformedBeforeHeadEnd(t *testing.T) {
+	c, done := startServer(t, &ServerOptions{HeadTimeout: time.Minute}, echoHandler)
+	io.WriteString(c, "GET /\r\nHost: a\r\n")
+	select {
+	case err := <-done:
+		if code := perr.StatusFor(err); code != 400 {
+			t.Fatalf("ended with %v (status %d), want 400", err, code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a malformed request line waited for the end of its head")
+	}
+	if resp, _ := readResp(t, bufio.NewReader(c), "GET"); resp.StatusCode != 400 {
+		t.Fatalf("answered %d, want 400", resp.StatusCode)
+	}
+
+	c, _ = startServer(t, &ServerOptions{HeadTimeout: time.Minute}, echoHandler)
+	io.WriteString(c, "GET /in-parts HTTP/1.1\r\nHo")
+	time.Sleep(20 * time.Millisecond)
+	io.WriteString(c, "st: a\r\n\r\n")
+	if _, body := readResp(t, bufio.NewReader(c), "GET"); body != "GET /in-parts " {
+		t.Fatalf("answered %q", body)
+	}
+}
+
 func TestServerBodyReadTimeout(t *testing.T) {
 	var bodyErr error
 	c, done := startServer(t, &ServerOptions{ReadTimeout: 50 * time.Millisecond}, func(t *testing.T, s *ServerSession) {
