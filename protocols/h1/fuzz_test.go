@@ -40,6 +40,14 @@ func FuzzParseRequest(f *testing.F) {
 		if end, _ := findHeadEnd(in[skip:], 0); skip+end != n {
 			t.Fatalf("parser consumed %d bytes, findHeadEnd says %d", n, skip+end)
 		}
+		// The session also parses a head as it arrives: every part of a good head is
+		// incomplete, never refused.
+		for i := range n {
+			var part header.RequestHeader
+			if _, err := ParseRequest(in[:i], &part, nil); err != errIncomplete {
+				t.Fatalf("the first %d of %d bytes of a good head: %v", i, n, err)
+			}
+		}
 		wire := req.AppendH1(nil)
 		var again header.RequestHeader
 		m, err := ParseRequest(wire, &again, nil)
@@ -80,6 +88,12 @@ func FuzzParseResponse(f *testing.F) {
 		}
 		if end, _ := findHeadEnd(in, 0); end != n {
 			t.Fatalf("parser consumed %d bytes, findHeadEnd says %d", n, end)
+		}
+		for i := range n {
+			var part header.ResponseHeader
+			if _, err := ParseResponse(in[:i], &part, nil); err != errIncomplete {
+				t.Fatalf("the first %d of %d bytes of a good head: %v", i, n, err)
+			}
 		}
 		wire := resp.AppendH1(nil)
 		var again header.ResponseHeader
