@@ -196,12 +196,21 @@ func TestServerHold(t *testing.T) {
 	if blocked == 0 {
 		t.Fatal("ReadRequest never returned ErrWouldBlock for the split head")
 	}
+	// Waiting with nothing arrived, the session holds no read buffer.
 	s.ArmIdleDeadline(time.Now().Add(30 * time.Millisecond))
+	held := false
 	err = s.Hold(func() bool {
-		return s.ReadRequest() != ErrWouldBlock
+		if s.ReadRequest() != ErrWouldBlock {
+			return true
+		}
+		held = held || s.rd.buf != nil
+		return false
 	})
 	if err != ErrIdle {
 		t.Fatalf("Hold with nothing coming: %v, want ErrIdle", err)
+	}
+	if held {
+		t.Fatal("the session kept a read buffer while it waited for a request")
 	}
 }
 

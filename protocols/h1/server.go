@@ -255,8 +255,11 @@ func (s *ServerSession) ReadRequest() error {
 		}
 		err := rd.fill()
 		if err == ErrWouldBlock {
-			// Inside Hold: the caller waits and calls again, with the same deadline.
+			// Inside Hold: the caller waits and calls again, with the same deadline. The
+			// buffer, empty, goes back to the pool for the wait: a connection waiting for
+			// its next request holds none (the next call takes one).
 			rd.deadline = time.Time{}
+			rd.release()
 			return err
 		}
 		s.idleUntil = time.Time{}
