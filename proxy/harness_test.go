@@ -2,8 +2,11 @@ package proxy_test
 
 import (
 	"bufio"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -165,6 +168,39 @@ func rawOrigin(t testing.TB, handle func(c net.Conn)) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// droppingEchoOrigin is a raw origin that counts the request heads it reads (across its
+// connections, from 1) and closes the connection right after a head whose number drop
+// selects; it answers any other request with its Content-Length body, which it also sends to
+// bodies when that is not nil. It returns its address and the count.
+func droppingEchoOrigin(t testing.TB, drop func(n int64) bool, bodies chan<- string) (string, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	addr := rawOrigin(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			head, err := readHead(r)
+			if err != nil || drop(n.Add(1)) {
+				return
+			}
+			length := 0
+			for _, l := range strings.Split(head, "\r\n") {
+				if strings.HasPrefix(strings.ToLower(l), "content-length:") {
+					length, _ = strconv.Atoi(strings.TrimSpace(l[len("content-length:"):]))
+				}
+			}
+			b := make([]byte, length)
+			if _, err := io.ReadFull(r, b); err != nil {
+				return
+			}
+			if bodies != nil {
+				bodies <- string(b)
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+		}
+	})
+	return addr, &n
 }
 
 // readHead reads an HTTP/1 head (up to the empty line) from r.

@@ -737,32 +737,8 @@ func TestSlowFirstRequestIsParkedNotDropped(t *testing.T) {
 func TestRetryReplaysBufferedBody(t *testing.T) {
 	// Every second request on a connection is dropped after its head: the proxy must retry it
 	// on a new connection, sending the same body again from its retry buffer.
-	var n atomic.Int64
 	bodies := make(chan string, 16)
-	addrOrigin := rawOrigin(t, func(c net.Conn) {
-		r := bufio.NewReader(c)
-		for {
-			head, err := readHead(r)
-			if err != nil {
-				return
-			}
-			if n.Add(1)%2 == 0 {
-				return
-			}
-			var length int
-			for _, l := range strings.Split(head, "\r\n") {
-				if strings.HasPrefix(strings.ToLower(l), "content-length:") {
-					length, _ = strconv.Atoi(strings.TrimSpace(l[len("content-length:"):]))
-				}
-			}
-			b := make([]byte, length)
-			if _, err := io.ReadFull(r, b); err != nil {
-				return
-			}
-			bodies <- string(b)
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
-		}
-	})
+	addrOrigin, _ := droppingEchoOrigin(t, func(n int64) bool { return n%2 == 0 }, bodies)
 	app := &testApp{peers: []*upstream.Peer{mustPeer(t, addrOrigin)}}
 	addr, _ := startProxy(t, app, proxy.Options{})
 	c := dial(t, addr)
@@ -803,30 +779,8 @@ func (a *slowLastPieceApp) RequestBodyFilter(s *proxy.Session, _ *[]byte, eos bo
 // by cutting the downstream read, which would end the connection. Under load, the same race
 // made TestRetryReplaysBufferedBody fail now and then.
 func TestRetryKeepsDownstreamWhenBodyWasRead(t *testing.T) {
-	var n atomic.Int64
-	addrOrigin := rawOrigin(t, func(c net.Conn) {
-		r := bufio.NewReader(c)
-		for {
-			head, err := readHead(r)
-			if err != nil {
-				return
-			}
-			if n.Add(1) == 2 {
-				return // the second request, on the pooled connection: dropped
-			}
-			length := 0
-			for _, l := range strings.Split(head, "\r\n") {
-				if strings.HasPrefix(strings.ToLower(l), "content-length:") {
-					length, _ = strconv.Atoi(strings.TrimSpace(l[len("content-length:"):]))
-				}
-			}
-			b := make([]byte, length)
-			if _, err := io.ReadFull(r, b); err != nil {
-				return
-			}
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
-		}
-	})
+	// The second request, on the pooled connection, is dropped.
+	addrOrigin, n := droppingEchoOrigin(t, func(n int64) bool { return n == 2 }, nil)
 	app := &slowLastPieceApp{testApp{peers: []*upstream.Peer{mustPeer(t, addrOrigin)}}}
 	addr, _ := startProxy(t, app, proxy.Options{})
 	c := dial(t, addr)
