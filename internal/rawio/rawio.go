@@ -133,13 +133,16 @@ func (c *Conn) Write(p []byte) (int, error) { return c.Writev(nil, p) }
 // Writev writes all of a and then all of b, as Write(a) then Write(b) would, but with one
 // writev(2) while both fit the socket: a buffered head and a large body go out in one system
 // call, and the body is not copied behind the head first. Write is Writev with a empty: one of
-// them at a time.
+// them at a time. Inside Hold, f's writes go straight to the held socket (see Hold).
 func (c *Conn) Writev(a, b []byte) (int, error) {
 	if len(a)+len(b) == 0 {
 		return 0, nil
 	}
 	c.va, c.vb, c.vn, c.werr = a, b, 0, 0
-	err := c.rc.Write(c.writevF)
+	var err error
+	if !c.held || !c.writevFd(c.heldFd) {
+		err = c.rc.Write(c.writevF)
+	}
 	n := c.vn
 	c.va, c.vb = nil, nil
 	switch {
@@ -166,8 +169,10 @@ var ErrWouldBlock = errors.New("rawio: nothing to read yet")
 // even when it arrives while f is still running. So f can serve a request (the answer, other
 // sockets' waits) and return false without a read when its last read drained the socket.
 //
-// While Hold runs, only f may read c; writes work as usual. Closing the connection from another
-// goroutine waits until f returns. f must not close it.
+// While Hold runs, only f may read c, and only f may write it: a write from f goes out at once
+// on the socket Hold holds, without the runtime's write lock and readiness reset that a write
+// outside costs, and waits for room as usual when the socket buffer is full. Closing the
+// connection from another goroutine waits until f returns. f must not close it.
 func (c *Conn) Hold(f func() bool) error {
 	c.holdFn = f
 	err := c.rc.Read(c.holdF)

@@ -498,6 +498,80 @@ func TestHold(t *testing.T) {
 			}
 		})
 	}
+	t.Run("write", func(t *testing.T) {
+		// f answers each message it reads: a small answer goes out at once, a large one
+		// (8 MiB, far more than the socket buffers hold) waits for room inside f, and both
+		// arrive whole. Then a write the peer never reads ends
+		// at the write deadline.
+		a, b, ra, rb := pair(t)
+		a.SetReadDeadline(time.Now().Add(waitBound))
+		b.SetReadDeadline(time.Now().Add(waitBound))
+		big := make([]byte, 8<<20)
+		rand.Read(big)
+		got := make(chan []byte, 2)
+		go func() {
+			buf := make([]byte, 16<<10)
+			b.Write([]byte("small"))
+			n, _ := io.ReadFull(b, buf[:2])
+			got <- append([]byte(nil), buf[:n]...)
+			b.Write([]byte("large"))
+			var all bytes.Buffer
+			for all.Len() < len(big) {
+				n, err := rb.Read(buf)
+				if err != nil {
+					break
+				}
+				all.Write(buf[:n])
+			}
+			got <- all.Bytes()
+		}()
+		msg := make([]byte, 16)
+		served := 0
+		err := ra.Hold(func() bool {
+			n, err := ra.Read(msg)
+			if err == ErrWouldBlock {
+				return false
+			}
+			if err != nil {
+				t.Error(err)
+				return true
+			}
+			switch string(msg[:n]) {
+			case "small":
+				_, err = ra.Write([]byte("ok"))
+			case "large":
+				_, err = ra.Writev(big[:100], big[100:])
+			}
+			if err != nil {
+				t.Error(err)
+				return true
+			}
+			served++
+			return served == 2
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := <-got; string(g) != "ok" {
+			t.Fatalf("small answer %q", g)
+		}
+		if g := <-got; !bytes.Equal(g, big) {
+			t.Fatalf("large answer: %d bytes of %d, or not these", len(g), len(big))
+		}
+		b.Write([]byte("x"))
+		a.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		var werr error
+		ra.Hold(func() bool {
+			if _, err := ra.Read(msg); err == ErrWouldBlock {
+				return false
+			}
+			_, werr = ra.Write(make([]byte, 64<<20))
+			return true
+		})
+		if !errors.Is(werr, os.ErrDeadlineExceeded) {
+			t.Fatalf("write inside Hold past its deadline: %v", werr)
+		}
+	})
 	t.Run("eof", func(t *testing.T) {
 		a, b, ra, _ := pair(t)
 		a.SetReadDeadline(time.Now().Add(waitBound))
