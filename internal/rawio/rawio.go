@@ -16,7 +16,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // MaxChunk bounds the bytes of one read or write system call, which bounds how long a raw
@@ -57,6 +59,15 @@ type Conn struct {
 	vn      int
 	werr    syscall.Errno
 	writevF func(fd uintptr) bool
+
+	// The write timeout (SetWriteTimeout): nc is the connection whose write deadline a write
+	// that has to wait arms (wArmed) and clears once done; wfail is the error that ended the
+	// write instead (an interrupt seen once the deadline was armed).
+	nc       net.Conn
+	wtimeout time.Duration
+	wstop    *atomic.Bool
+	wArmed   bool
+	wfail    error
 }
 
 // New returns a Conn for conn, or nil when conn is not a plain TCP or unix socket (TLS and
@@ -72,7 +83,7 @@ func New(conn net.Conn) *Conn {
 // Reset points c at conn and reports whether conn is a plain TCP or unix socket. When it is
 // not, c must not be used until a Reset that reports true.
 func (c *Conn) Reset(conn net.Conn) bool {
-	c.rc = nil
+	c.rc, c.nc = nil, nil
 	var sc syscall.Conn
 	switch t := conn.(type) {
 	case *net.TCPConn:
@@ -89,7 +100,8 @@ func (c *Conn) Reset(conn net.Conn) bool {
 	if err != nil {
 		return false
 	}
-	c.rc = rc
+	c.rc, c.nc = rc, conn
+	c.wtimeout, c.wstop = 0, nil
 	if c.readF == nil {
 		c.readF, c.writevF, c.writeReadF, c.quietF = c.readFd, c.writevFd, c.writeReadFd, c.quietFd
 		c.holdF = c.holdFd
@@ -130,6 +142,45 @@ func (c *Conn) Read(p []byte) (int, error) {
 // deadline; it returns how much was written.
 func (c *Conn) Write(p []byte) (int, error) { return c.Writev(nil, p) }
 
+// SetWriteTimeout bounds how long each later write may wait for room in the socket buffer:
+// a write that finds the buffer full arms the connection's write deadline timeout ahead as it
+// begins to wait, and clears it once done, so that the deadline is never left behind. A write
+// the socket takes at once, nearly every one, reads no clock and sets no timer, where arming
+// a deadline before each write costs both. Zero, the default, leaves the write deadline to the
+// caller. With stop set, a write that has to wait fails with os.ErrDeadlineExceeded when stop
+// reads true once its deadline is armed: together with setting stop and then a write deadline
+// in the past, from any goroutine, this interrupts a write whether or not it has begun to
+// wait.
+func (c *Conn) SetWriteTimeout(timeout time.Duration, stop *atomic.Bool) {
+	c.wtimeout, c.wstop = timeout, stop
+}
+
+// armWait arms the write timeout for a write that has to wait (see SetWriteTimeout). It
+// reports false, with c.wfail set, when the write is to fail instead.
+func (c *Conn) armWait() bool {
+	if c.wtimeout <= 0 || c.wArmed {
+		return true
+	}
+	c.wArmed = true
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.wtimeout)); err != nil {
+		c.wfail = err
+		return false
+	}
+	if c.wstop != nil && c.wstop.Load() {
+		c.wfail = os.ErrDeadlineExceeded
+		return false
+	}
+	return true
+}
+
+// disarm clears the write deadline that a write which had to wait armed.
+func (c *Conn) disarm() {
+	if c.wArmed {
+		c.wArmed = false
+		c.nc.SetWriteDeadline(time.Time{})
+	}
+}
+
 // Writev writes all of a and then all of b, as Write(a) then Write(b) would, but with one
 // writev(2) while both fit the socket: a buffered head and a large body go out in one system
 // call, and the body is not copied behind the head first. Write is Writev with a empty: one of
@@ -138,14 +189,17 @@ func (c *Conn) Writev(a, b []byte) (int, error) {
 	if len(a)+len(b) == 0 {
 		return 0, nil
 	}
-	c.va, c.vb, c.vn, c.werr = a, b, 0, 0
+	c.va, c.vb, c.vn, c.werr, c.wfail = a, b, 0, 0, nil
 	var err error
 	if !c.held || !c.writevFd(c.heldFd) {
 		err = c.rc.Write(c.writevF)
 	}
+	c.disarm()
 	n := c.vn
 	c.va, c.vb = nil, nil
 	switch {
+	case c.wfail != nil:
+		return n, c.wfail
 	case err != nil:
 		return n, err
 	case c.werr != 0:

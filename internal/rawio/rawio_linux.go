@@ -49,7 +49,8 @@ func (c *Conn) writevFd(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			return false
+			// The runtime waits for room, under the write timeout if one is set.
+			return !c.armWait()
 		case 0:
 			c.vn += n
 		default:
@@ -86,11 +87,15 @@ func (c *Conn) writeReadFd(fd uintptr) bool {
 	}
 	// The message goes out through writevFd's loop; when the socket buffer fills, the rest
 	// waits for room as Writev does, on the write side.
-	c.va, c.vb, c.vn, c.werr = nil, c.wrw, 0, 0
+	c.va, c.vb, c.vn, c.werr, c.wfail = nil, c.wrw, 0, 0, nil
 	done := c.writevFd(fd)
 	rest, werr := c.wrw[c.vn:], c.werr
 	c.vb = nil
 	switch {
+	case c.wfail != nil:
+		c.disarm()
+		c.wrErr = c.wfail
+		return true
 	case werr != 0:
 		c.wrErr = os.NewSyscallError("writev", werr)
 		return true

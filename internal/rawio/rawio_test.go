@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -590,6 +591,77 @@ func TestHold(t *testing.T) {
 		// Outside Hold, Read waits again as usual.
 		if _, err := ra.Read(make([]byte, 4)); err != io.EOF {
 			t.Fatalf("read after Hold: %v", err)
+		}
+	})
+}
+
+// TestWriteTimeout: with SetWriteTimeout, a write to a peer that reads nothing ends at the
+// timeout; a write that had to wait leaves no deadline behind, so a write long after it still
+// goes through, as does one that has to wait again; and a stop flag set just before a write
+// that has to wait fails it at once, though the write armed a deadline of its own.
+func TestWriteTimeout(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	big := make([]byte, 8<<20)
+	t.Run("expires", func(t *testing.T) {
+		_, _, ra, _ := pair(t)
+		ra.SetWriteTimeout(timeout, nil)
+		start := time.Now()
+		n, err := ra.Write(make([]byte, 64<<20))
+		if !errors.Is(err, os.ErrDeadlineExceeded) || n == 64<<20 {
+			t.Fatalf("write to a peer that reads nothing: %d bytes, %v", n, err)
+		}
+		if d := time.Since(start); d > waitBound {
+			t.Fatalf("the write timeout took %v", d)
+		}
+	})
+	t.Run("cleared", func(t *testing.T) {
+		_, b, ra, _ := pair(t)
+		b.SetReadDeadline(time.Now().Add(waitBound))
+		ra.SetWriteTimeout(timeout, nil)
+		drained := make(chan int64, 1)
+		go func() {
+			n, _ := io.Copy(io.Discard, b)
+			drained <- n
+		}()
+		for i := 0; i < 2; i++ {
+			// Each 8 MiB write waits for room, then the next write comes after the timeout:
+			// a deadline left armed would fail it before it is tried.
+			if n, err := ra.Write(big); err != nil || n != len(big) {
+				t.Fatalf("write %d: %d bytes, %v", i, n, err)
+			}
+			time.Sleep(2 * timeout)
+			if _, err := ra.Write([]byte("x")); err != nil {
+				t.Fatalf("a write %v after one that waited: %v", 2*timeout, err)
+			}
+		}
+	})
+	t.Run("stopped", func(t *testing.T) {
+		// An interrupt (the flag, then a deadline in the past) that comes just before a
+		// write: inside Hold the write is tried without the runtime's deadline check, fills
+		// the socket buffer, and arms its own deadline over the past one as it begins to
+		// wait; the flag then fails it at once instead of after that deadline.
+		a, b, ra, _ := pair(t)
+		a.SetReadDeadline(time.Now().Add(waitBound))
+		b.Write([]byte("go"))
+		var stop atomic.Bool
+		ra.SetWriteTimeout(3*waitBound, &stop)
+		var n int
+		var werr error
+		start := time.Now()
+		ra.Hold(func() bool {
+			if _, err := ra.Read(make([]byte, 4)); err == ErrWouldBlock {
+				return false
+			}
+			stop.Store(true)
+			a.SetWriteDeadline(time.Unix(1, 0))
+			n, werr = ra.Write(make([]byte, 64<<20))
+			return true
+		})
+		if !errors.Is(werr, os.ErrDeadlineExceeded) || n == 64<<20 {
+			t.Fatalf("write after a stop: %d bytes, %v", n, werr)
+		}
+		if d := time.Since(start); d > waitBound {
+			t.Fatalf("the stopped write took %v", d)
 		}
 	})
 }

@@ -314,8 +314,22 @@ func (wr *writer) write(p []byte) error {
 	return wr.raw(p)
 }
 
-// armWrite arms the write deadline for the next write (see coarseDeadline).
+// armWrite prepares the next write. On a plain socket the write arms its deadline itself,
+// and only if it has to wait for room (rawio.Conn.SetWriteTimeout): nearly every write goes
+// out at once and needs none. Otherwise it arms the write deadline (armCoarse).
 func (wr *writer) armWrite() error {
+	if wr.sock == nil {
+		return wr.armCoarse()
+	}
+	if wr.err != nil {
+		return wr.err
+	}
+	wr.sock.SetWriteTimeout(wr.timeout, &wr.stopped)
+	return wr.checkStopped()
+}
+
+// armCoarse arms the write deadline for the next write (see coarseDeadline).
+func (wr *writer) armCoarse() error {
 	if wr.err != nil {
 		return wr.err
 	}
@@ -328,6 +342,20 @@ func (wr *writer) armWrite() error {
 			wr.armed = d
 		}
 	}
+	return wr.checkStopped()
+}
+
+// disarmCoarse clears a write deadline armCoarse armed on a plain socket, whose writes expect
+// none but the one they arm themselves while they wait.
+func (wr *writer) disarmCoarse() {
+	if wr.sock != nil && !wr.armed.IsZero() {
+		wr.armed = time.Time{}
+		wr.conn.SetWriteDeadline(time.Time{})
+	}
+}
+
+// checkStopped fails the write after an interrupt.
+func (wr *writer) checkStopped() error {
 	if wr.stopped.Load() {
 		wr.err = ioError(os.ErrDeadlineExceeded, wr.source, true)
 		return wr.err

@@ -52,8 +52,12 @@ func (s *ServerSession) SendFile(f *os.File, offset, n int64) (int64, error) {
 	}
 	rf := s.conn.(io.ReaderFrom)
 	var sent int64
+	// sendfile(2) goes through the connection, not the raw socket I/O that arms the write
+	// deadline only for a write that waits: it arms one itself, and clears it after, for the
+	// raw writes that follow expect none (rawio.Conn.SetWriteTimeout).
+	defer s.wr.disarmCoarse()
 	for sent < n {
-		if err := s.wr.armWrite(); err != nil {
+		if err := s.wr.armCoarse(); err != nil {
 			s.broken = true
 			return sent, err
 		}
