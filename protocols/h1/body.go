@@ -67,77 +67,126 @@ func parseContentLength(v []byte) (int64, bool) {
 	return n, true
 }
 
-// contentLength finds the Content-Length of f. Several field lines, or a list value, are
-// accepted only when every value is the same (RFC 9110 §8.6); then the duplicates are removed.
-// ok is false when there is no Content-Length; err is set when it is invalid.
-func contentLength(f *header.Fields) (n int64, ok bool, err string) {
-	count := 0
-	f.Values("Content-Length", func(v []byte) bool {
-		// Every list element must be a valid length: an empty value or element is an error.
-		for more := true; more; {
-			item := v
-			i := bytes.IndexByte(v, ',')
-			if more = i >= 0; more {
-				item, v = v[:i], v[i+1:]
+// headScan is what one pass over a message's fields found of those that frame its body and
+// manage its connection. A head is looked at for several of them (Host, Content-Length,
+// Transfer-Encoding, Connection, Date), each of which a lookup of its own would find with a
+// pass over all the fields: one pass, with the names told apart by length first, finds them all.
+type headScan struct {
+	hosts int  // Host fields
+	date  bool // a Date field
+	conn  bool // a Connection field
+	// close and keepAlive: a Connection field lists close, keep-alive.
+	close, keepAlive bool
+
+	// Content-Length: clSeen when a field is present; clCount valid values (list elements
+	// counted), all equal to cl; clErr the first problem found.
+	clSeen  bool
+	clCount int
+	cl      int64
+	clErr   string
+
+	// Transfer-Encoding: te when a field is present; teCodings codings listed, teChunked of
+	// them chunked, teLast when the last one is chunked.
+	te        bool
+	teCodings int
+	teChunked int
+	teLast    bool
+}
+
+// scanHead makes one pass over f.
+func scanHead(f *header.Fields) (h headScan) {
+	for _, fl := range f.All() {
+		switch len(fl.Name) {
+		case 4:
+			if header.EqualFold(fl.Name, "Host") {
+				h.hosts++
+			} else if header.EqualFold(fl.Name, "Date") {
+				h.date = true
 			}
-			m, valid := parseContentLength(header.TrimOWS(item))
-			if !valid {
-				err = "invalid Content-Length"
-				return false
+		case 10:
+			if header.EqualFold(fl.Name, "Connection") {
+				h.conn = true
+				h.close = h.close || header.ListHasToken(fl.Value, "close")
+				h.keepAlive = h.keepAlive || header.ListHasToken(fl.Value, "keep-alive")
 			}
-			if count > 0 && m != n {
-				err = "conflicting Content-Length values"
-				return false
+		case 14:
+			if header.EqualFold(fl.Name, "Content-Length") {
+				h.clSeen = true
+				if h.clErr == "" {
+					h.contentLength(fl.Value)
+				}
 			}
-			n = m
-			count++
+		case 17:
+			if header.EqualFold(fl.Name, "Transfer-Encoding") {
+				h.te = true
+				h.transferCoding(fl.Value)
+			}
 		}
-		return true
-	})
-	if err != "" {
-		return 0, false, err
 	}
-	if count == 0 {
+	return h
+}
+
+// contentLength takes in a Content-Length value. Several field lines, or a list value, are
+// accepted only when every value is the same (RFC 9110 §8.6); every list element must be a
+// valid length: an empty value or element is an error.
+func (h *headScan) contentLength(v []byte) {
+	for more := true; more; {
+		item := v
+		i := bytes.IndexByte(v, ',')
+		if more = i >= 0; more {
+			item, v = v[:i], v[i+1:]
+		}
+		m, valid := parseContentLength(header.TrimOWS(item))
+		if !valid {
+			h.clErr = "invalid Content-Length"
+			return
+		}
+		if h.clCount > 0 && m != h.cl {
+			h.clErr = "conflicting Content-Length values"
+			return
+		}
+		h.cl = m
+		h.clCount++
+	}
+}
+
+// transferCoding takes in a Transfer-Encoding value.
+func (h *headScan) transferCoding(v []byte) {
+	for len(v) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			item, v = header.TrimOWS(v[:i]), v[i+1:]
+		} else {
+			item, v = header.TrimOWS(v), nil
+		}
+		if len(item) == 0 {
+			continue
+		}
+		h.teCodings++
+		h.teLast = header.EqualFold(item, "chunked")
+		if h.teLast {
+			h.teChunked++
+		}
+	}
+}
+
+// onlyChunked reports whether the transfer codings are exactly chunked, once.
+func (h *headScan) onlyChunked() bool { return h.teCodings == 1 && h.teLast }
+
+// contentLengthOf returns the Content-Length scanned from f: ok is false when there is none, err
+// set when it is invalid. Equal duplicates are removed from f.
+func (h *headScan) contentLengthOf(f *header.Fields) (n int64, ok bool, err string) {
+	if h.clErr != "" {
+		return 0, false, h.clErr
+	}
+	if h.clCount == 0 {
 		return 0, false, ""
 	}
-	if count > 1 {
-		f.Set("Content-Length", strconv.FormatInt(n, 10))
+	if h.clCount > 1 {
+		f.Set("Content-Length", strconv.FormatInt(h.cl, 10))
+		h.clCount = 1
 	}
-	return n, true, ""
-}
-
-// transferCoding reports whether f has Transfer-Encoding, and whether its codings are exactly
-// "chunked" (chunked alone, once).
-func transferCoding(f *header.Fields) (present, onlyChunked, lastChunked bool) {
-	present, onlyChunked, lastChunked, _ = transferCodings(f)
-	return
-}
-
-// transferCodings is transferCoding that also counts how many codings are chunked.
-func transferCodings(f *header.Fields) (present, onlyChunked, lastChunked bool, chunked int) {
-	tokens := 0
-	last := false
-	f.Values("Transfer-Encoding", func(v []byte) bool {
-		present = true
-		for len(v) > 0 {
-			var item []byte
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				item, v = header.TrimOWS(v[:i]), v[i+1:]
-			} else {
-				item, v = header.TrimOWS(v), nil
-			}
-			if len(item) == 0 {
-				continue
-			}
-			tokens++
-			last = header.EqualFold(item, "chunked")
-			if last {
-				chunked++
-			}
-		}
-		return true
-	})
-	return present, tokens == 1 && last, last, chunked
+	return h.cl, true, ""
 }
 
 // RequestFraming validates the framing fields of a parsed request and returns how its body is
@@ -146,41 +195,45 @@ func transferCodings(f *header.Fields) (present, onlyChunked, lastChunked bool, 
 // other than chunked (501), differing or malformed Content-Length values, and a missing or
 // repeated Host on HTTP/1.1.
 func RequestFraming(req *header.RequestHeader) (Framing, error) {
-	hosts := req.Count("Host")
-	if hosts > 1 {
+	h := scanHead(&req.Fields)
+	return requestFraming(req, &h)
+}
+
+// requestFraming is RequestFraming with req's fields scanned into h.
+func requestFraming(req *header.RequestHeader, h *headScan) (Framing, error) {
+	if h.hosts > 1 {
 		return Framing{}, badRequest("repeated Host field")
 	}
-	if hosts == 0 && req.Version == header.HTTP11 {
+	if h.hosts == 0 && req.Version == header.HTTP11 {
 		return Framing{}, badRequest("missing Host field")
 	}
-	if hosts == 1 {
+	if h.hosts == 1 {
 		for _, c := range req.Host() {
 			if !isHostByte[c] {
 				return Framing{}, badRequest("invalid Host field")
 			}
 		}
 	}
-	te, onlyChunked, lastChunked, chunked := transferCodings(&req.Fields)
-	if te {
+	if h.te {
 		if req.Version == header.HTTP10 {
 			return Framing{}, badRequest("Transfer-Encoding in an HTTP/1.0 request")
 		}
-		if req.Has("Content-Length") {
+		if h.clSeen {
 			return Framing{}, badRequest("both Transfer-Encoding and Content-Length")
 		}
-		if !lastChunked {
+		if !h.teLast {
 			return Framing{}, badRequest("final transfer coding is not chunked")
 		}
-		if chunked > 1 {
+		if h.teChunked > 1 {
 			// RFC 9112 §7.1: chunked is applied once at most.
 			return Framing{}, badRequest("chunked applied more than once")
 		}
-		if !onlyChunked {
+		if !h.onlyChunked() {
 			return Framing{}, statusError(501, "transfer coding not implemented")
 		}
 		return Framing{Kind: BodyChunked}, nil
 	}
-	n, ok, bad := contentLength(&req.Fields)
+	n, ok, bad := h.contentLengthOf(&req.Fields)
 	if bad != "" {
 		return Framing{}, badRequest(bad)
 	}
@@ -205,6 +258,12 @@ func init() {
 // instead of an error. When Transfer-Encoding and Content-Length are both present the
 // Content-Length is removed; reuse reports whether the framing leaves the connection reusable.
 func ResponseFraming(resp *header.ResponseHeader, headRequest, connectRequest, allowBadLength bool) (f Framing, reuse bool, err error) {
+	h := scanHead(&resp.Fields)
+	return responseFraming(resp, &h, headRequest, connectRequest, allowBadLength)
+}
+
+// responseFraming is ResponseFraming with resp's fields scanned into h.
+func responseFraming(resp *header.ResponseHeader, h *headScan, headRequest, connectRequest, allowBadLength bool) (f Framing, reuse bool, err error) {
 	switch {
 	case resp.Status == 101:
 		return Framing{Kind: BodyRaw}, false, nil
@@ -215,18 +274,17 @@ func ResponseFraming(resp *header.ResponseHeader, headRequest, connectRequest, a
 	case headRequest || resp.Status == 204 || resp.Status == 304:
 		return Framing{Kind: BodyNone}, true, nil
 	}
-	te, _, lastChunked := transferCoding(&resp.Fields)
-	if te {
+	if h.te {
 		reuse = true
-		if resp.Remove("Content-Length") > 0 {
+		if h.clSeen && resp.Remove("Content-Length") > 0 {
 			reuse = false
 		}
-		if !lastChunked {
+		if !h.teLast {
 			return Framing{Kind: BodyUntilClose}, false, nil
 		}
 		return Framing{Kind: BodyChunked}, reuse, nil
 	}
-	n, ok, bad := contentLength(&resp.Fields)
+	n, ok, bad := h.contentLengthOf(&resp.Fields)
 	if bad != "" {
 		if allowBadLength {
 			resp.Remove("Content-Length")

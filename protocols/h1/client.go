@@ -150,19 +150,19 @@ func (c *ClientSession) WriteRequestHeader(req *header.RequestHeader) error {
 	c.stale = false
 	c.headRequest = req.IsMethod("HEAD")
 	c.connectRequest = req.IsMethod("CONNECT")
-	c.reqKeepAlive = !req.HasToken("Connection", "close")
+	h := scanHead(&req.Fields)
+	c.reqKeepAlive = !h.close
 	c.finalRead = false
 	c.Resp.Reset()
 
 	var f Framing
-	te, _, lastChunked := transferCoding(&req.Fields)
 	switch {
-	case te && lastChunked:
+	case h.te && h.teLast:
 		f = Framing{Kind: BodyChunked}
-	case te:
+	case h.te:
 		return perr.Explain(perr.InternalError, "request transfer coding is not chunked").AsIn()
 	default:
-		n, ok, bad := contentLength(&req.Fields)
+		n, ok, bad := h.contentLengthOf(&req.Fields)
 		if bad != "" {
 			return perr.Explain(perr.InternalError, "request has "+bad).AsIn()
 		}
@@ -322,15 +322,15 @@ func (c *ClientSession) ReadResponseHeader() error {
 	if c.Resp.Status >= 100 && c.Resp.Status < 200 && c.Resp.Status != 101 {
 		return nil
 	}
-	f, reuse, err := ResponseFraming(&c.Resp, c.headRequest, c.connectRequest, c.opts.AllowInvalidContentLength)
+	h := scanHead(&c.Resp.Fields)
+	f, reuse, err := responseFraming(&c.Resp, &h, c.headRequest, c.connectRequest, c.opts.AllowInvalidContentLength)
 	if err != nil {
 		c.broken.Store(true)
 		return err
 	}
 	c.finalRead = true
 	c.framingReuse = reuse
-	c.respKeepAlive = !c.Resp.HasToken("Connection", "close") &&
-		(c.Resp.Version == header.HTTP11 || c.Resp.HasToken("Connection", "keep-alive"))
+	c.respKeepAlive = !h.close && (c.Resp.Version == header.HTTP11 || h.keepAlive)
 	c.respBody.reset(f)
 	return nil
 }

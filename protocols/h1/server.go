@@ -348,7 +348,8 @@ func (s *ServerSession) ReadRequest() error {
 	rd.timeout = durOr(s.opts.ReadTimeout, DefaultReadTimeout)
 	s.served++
 
-	f, err := RequestFraming(&s.Req)
+	h := scanHead(&s.Req.Fields)
+	f, err := requestFraming(&s.Req, &h)
 	if err != nil {
 		s.broken = true
 		return err
@@ -358,7 +359,7 @@ func (s *ServerSession) ReadRequest() error {
 	s.bodyFailed.Store(false)
 	s.bodyDone.Store(f.Kind == BodyNone)
 	s.headRequest = s.Req.IsMethod("HEAD")
-	s.keepAlive = s.clientKeepAlive()
+	s.keepAlive = !h.close && (s.Req.Version != header.HTTP10 || h.keepAlive)
 	if max := s.opts.MaxRequests; max > 0 && s.served >= max {
 		s.keepAlive = false
 	}
@@ -379,17 +380,6 @@ func isTimeout(err error) bool {
 		return true
 	}
 	return false
-}
-
-// clientKeepAlive applies the version's default and the Connection field.
-func (s *ServerSession) clientKeepAlive() bool {
-	if s.Req.HasToken("Connection", "close") {
-		return false
-	}
-	if s.Req.Version == header.HTTP10 {
-		return s.Req.HasToken("Connection", "keep-alive")
-	}
-	return true
 }
 
 func (s *ServerSession) resetMessage() {
@@ -527,7 +517,8 @@ func (s *ServerSession) WriteResponseHeader(resp *header.ResponseHeader) error {
 	s.respStatus = resp.Status
 	resp.Version = header.HTTP11
 
-	f, err := s.responseFraming(resp)
+	h := scanHead(&resp.Fields)
+	f, err := s.responseFraming(resp, &h)
 	if err != nil {
 		return err
 	}
@@ -541,7 +532,9 @@ func (s *ServerSession) WriteResponseHeader(resp *header.ResponseHeader) error {
 		s.keepAlive = false
 	}
 	if !s.upgraded {
-		resp.Remove("Connection")
+		if h.conn {
+			resp.Remove("Connection")
+		}
 		if !s.KeepAlive() {
 			resp.Append("Connection", "close")
 		} else if s.Req.Version == header.HTTP10 {
@@ -552,7 +545,7 @@ func (s *ServerSession) WriteResponseHeader(resp *header.ResponseHeader) error {
 	s.respBody.reset(f)
 	s.wr.ensureBuf()
 	s.wr.buf = resp.AppendH1(s.wr.buf)
-	if !resp.Has("Date") {
+	if !h.date {
 		// Insert Date before the final CRLF of the head just written.
 		s.wr.buf = s.wr.buf[:len(s.wr.buf)-2]
 		s.wr.buf = append(s.wr.buf, "Date: "...)
@@ -570,7 +563,7 @@ func (s *ServerSession) WriteResponseHeader(resp *header.ResponseHeader) error {
 // space is not in WriteResponseHeader's frame, which lies on every response's path.
 //
 //go:noinline
-func (s *ServerSession) responseFraming(resp *header.ResponseHeader) (Framing, error) {
+func (s *ServerSession) responseFraming(resp *header.ResponseHeader, h *headScan) (Framing, error) {
 	var f Framing
 	switch {
 	case resp.Status == 101:
@@ -584,16 +577,17 @@ func (s *ServerSession) responseFraming(resp *header.ResponseHeader) (Framing, e
 	case s.headRequest || resp.Status == 204 || resp.Status == 304 || resp.Status < 200:
 		f = Framing{Kind: BodyNone}
 	default:
-		n, ok, bad := contentLength(&resp.Fields)
-		te, _, lastChunked := transferCoding(&resp.Fields)
+		n, ok, bad := h.contentLengthOf(&resp.Fields)
 		switch {
 		case bad != "":
 			return f, perr.Explain(perr.InternalError, "response has "+bad)
-		case ok && !te:
+		case ok && !h.te:
 			f = Framing{Kind: BodyLength, Length: n}
 		case s.Req.Version == header.HTTP11:
-			resp.Remove("Content-Length")
-			if !lastChunked {
+			if h.clSeen {
+				resp.Remove("Content-Length")
+			}
+			if !h.teLast {
 				// Other codings (e.g. gzip from an upstream) stay, with chunked as the last.
 				resp.Append("Transfer-Encoding", "chunked")
 			}
