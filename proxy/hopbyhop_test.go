@@ -3,6 +3,8 @@ package proxy
 import (
 	"strings"
 	"testing"
+
+	"github.com/pingora-go/pingora/header"
 )
 
 // TestIsHopByHop checks the one-pass test against the list of RFC 9110 §7.6.1: every listed name
@@ -23,6 +25,40 @@ func TestIsHopByHop(t *testing.T) {
 	for _, name := range []string{"", "T", "TEE", "Accept-", "Content-Ty", "Proxy-Connectio", "X-Forwarded-Proto", "Host", "Trailer", "Keep-Alivex"} {
 		if isHopByHop([]byte(name), false) {
 			t.Errorf("%q taken for hop-by-hop", name)
+		}
+	}
+}
+
+// TestStripHopByHop: the listed fields go, and so do those a Connection field names, from any
+// of several Connection fields and before or after them, in any case; Host and Content-Length
+// stay though named; with keepUpgrade, Connection and Upgrade stay, even when named together
+// with a field that goes. The other fields keep their order.
+func TestStripHopByHop(t *testing.T) {
+	for _, tc := range []struct {
+		in          string
+		keepUpgrade bool
+		want        string
+	}{
+		{"Host: a|X: 1", false, "Host: a|X: 1"},
+		{"Host: a|Connection: keep-alive|Keep-Alive: 5|X: 1|TE: trailers|Transfer-Encoding: chunked|Proxy-Connection: x|Upgrade: y", false, "Host: a|X: 1"},
+		{"X-A: 1|Host: a|Connection: close, x-a|Connection: X-B|X-B: 2|x-c: 3", false, "Host: a|x-c: 3"},
+		{"X-1: 1|X-2: 2|X-3: 3|X-4: 4|X-5: 5|Connection: x-1|Connection: x-2|Connection: x-3|Connection: x-4|Connection: x-5|Y: 6", false, "Y: 6"},
+		{"Host: a|Content-Length: 5|Connection: Host, Content-Length, X|X: 1", false, "Host: a|Content-Length: 5"},
+		{"Connection: Upgrade, X-Settings|Upgrade: websocket|X-Settings: s|Y: 1", true, "Connection: Upgrade, X-Settings|Upgrade: websocket|Y: 1"},
+		{"Connection: Upgrade|Upgrade: websocket|Keep-Alive: 1", true, "Connection: Upgrade|Upgrade: websocket"},
+	} {
+		var f header.Fields
+		for _, line := range strings.Split(tc.in, "|") {
+			name, value, _ := strings.Cut(line, ": ")
+			f.Append(name, value)
+		}
+		stripHopByHop(&f, tc.keepUpgrade)
+		var got []string
+		for _, fl := range f.All() {
+			got = append(got, string(fl.Name)+": "+string(fl.Value))
+		}
+		if g := strings.Join(got, "|"); g != tc.want {
+			t.Errorf("%q (keepUpgrade %v): got %q, want %q", tc.in, tc.keepUpgrade, g, tc.want)
 		}
 	}
 }

@@ -859,12 +859,48 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 }
 
 // stripHopByHop removes connection-specific fields, including those named by Connection, but
-// keeps Connection and Upgrade when keepUpgrade (a protocol switch is being forwarded).
+// keeps Connection and Upgrade when keepUpgrade (a protocol switch is being forwarded). One pass
+// removes the fields RFC 9110 §7.6.1 lists and notes the values of Connection fields that name
+// other fields: only then does a second pass remove those. Host and Content-Length stay even
+// when named: the forwarded message is routed and framed by them, and a client naming them
+// would otherwise send the upstream a request without its host or the length of its body.
 func stripHopByHop(f *header.Fields, keepUpgrade bool) {
-	if hasCustomTokens(f) {
-		f.RemoveFunc(func(fl header.Field) bool { return namedByConnection(f, fl.Name) })
+	named := make([][]byte, 0, 4) // values of Connection fields that name other fields
+	f.RemoveFunc(func(fl header.Field) bool {
+		if len(fl.Name) == 10 && header.EqualFold(fl.Name, "Connection") && namesOthers(fl.Value) {
+			named = append(named, fl.Value)
+		}
+		return isHopByHop(fl.Name, keepUpgrade)
+	})
+	if len(named) == 0 {
+		return
 	}
-	f.RemoveFunc(func(fl header.Field) bool { return isHopByHop(fl.Name, keepUpgrade) })
+	f.RemoveFunc(func(fl header.Field) bool {
+		switch len(fl.Name) {
+		case 4:
+			if header.EqualFold(fl.Name, "Host") {
+				return false
+			}
+		case 7:
+			if keepUpgrade && header.EqualFold(fl.Name, "Upgrade") {
+				return false
+			}
+		case 10:
+			if header.EqualFold(fl.Name, "Connection") {
+				return false
+			}
+		case 14:
+			if header.EqualFold(fl.Name, "Content-Length") {
+				return false
+			}
+		}
+		for _, v := range named {
+			if listNames(v, fl.Name) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // isHopByHop reports whether name is one of the fields RFC 9110 §7.6.1 makes
@@ -888,34 +924,25 @@ func isHopByHop(name []byte, keepUpgrade bool) bool {
 	return false
 }
 
-// hasCustomTokens reports whether a Connection field names anything besides close,
-// keep-alive and upgrade.
-func hasCustomTokens(f *header.Fields) bool {
+// namesOthers reports whether the Connection value v names anything besides close, keep-alive
+// and upgrade.
+func namesOthers(v []byte) bool {
 	custom := false
-	f.Values("Connection", func(v []byte) bool {
-		forEachToken(v, func(t []byte) {
-			if !header.EqualFold(t, "close") && !header.EqualFold(t, "keep-alive") && !header.EqualFold(t, "upgrade") {
-				custom = true
-			}
-		})
-		return !custom
+	forEachToken(v, func(t []byte) {
+		if !header.EqualFold(t, "close") && !header.EqualFold(t, "keep-alive") && !header.EqualFold(t, "upgrade") {
+			custom = true
+		}
 	})
 	return custom
 }
 
-// namedByConnection reports whether name is listed in a Connection field of f.
-func namedByConnection(f *header.Fields, name []byte) bool {
-	if header.EqualFold(name, "Connection") {
-		return false
-	}
+// listNames reports whether the Connection value v lists name.
+func listNames(v, name []byte) bool {
 	found := false
-	f.Values("Connection", func(v []byte) bool {
-		forEachToken(v, func(t []byte) {
-			if len(t) == len(name) && header.EqualFold(t, string(name)) {
-				found = true
-			}
-		})
-		return !found
+	forEachToken(v, func(t []byte) {
+		if len(t) == len(name) && header.EqualFold(t, string(name)) {
+			found = true
+		}
 	})
 	return found
 }
