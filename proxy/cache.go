@@ -69,6 +69,9 @@ func (p CachePhase) String() string {
 type HTTPCache struct {
 	c    *cache.Cache // nil: off
 	dflt *cache.Cache // Options.Cache, for the default RequestCacheFilter
+	// used: the cache was turned on for the request (EnableCache), which every other field
+	// but dflt needs before it is written; the next request finds the state cleared then.
+	used bool
 	key  cache.Key
 
 	phase      CachePhase
@@ -148,7 +151,7 @@ func (s *Session) EnableCache(c *cache.Cache) {
 		s.cache.Disable()
 		return
 	}
-	s.cache.c = c
+	s.cache.c, s.cache.used = c, true
 	s.cache.phase = CacheEnabled
 }
 

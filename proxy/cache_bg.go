@@ -41,14 +41,14 @@ func (noDownstream) SetKeepAlive(bool)                                {}
 // Logging; Session.Cache().Background() is true for it. BackgroundRevalidationTimeout bounds
 // the upstream exchange.
 func (p *Proxy[C]) revalidateInBackground(src *Session, bg *cache.Entry) {
-	s := &Session{down: noDownstream{}, netConn: src.netConn, clientAddr: src.clientAddr,
-		shutdown: src.shutdown, keepAlive: false}
+	s := &Session{sessionState: sessionState{down: noDownstream{}, netConn: src.netConn,
+		clientAddr: src.clientAddr, shutdown: src.shutdown, keepAlive: false}}
 	req := &header.RequestHeader{}
 	req.CopyFrom(src.req)
 	s.req = req
 	h := &s.cache
 	h.c, h.key, h.entry = src.cache.c, src.cache.key, bg
-	h.phase, h.background = CacheExpired, true
+	h.phase, h.background, h.used = CacheExpired, true, true
 	go p.runBackground(s)
 }
 

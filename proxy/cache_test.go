@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -673,4 +674,63 @@ func TestCacheOffUntouched(t *testing.T) {
 		t.Fatalf("cache off: %q, upstream saw %v", buf[:n], seen.Load())
 	}
 	var _ net.Conn = c
+}
+
+// partCacheApp turns the cache on only for targets under /c.
+type partCacheApp struct {
+	cacheApp
+	c *cache.Cache
+}
+
+func (a *partCacheApp) RequestCacheFilter(s *proxy.Session, _ *testCtx) error {
+	if bytes.HasPrefix(s.Req().Target(), []byte("/c")) {
+		s.EnableCache(a.c)
+	}
+	return nil
+}
+
+func (a *partCacheApp) Logging(s *proxy.Session, err error, ctx *testCtx) {
+	a.cacheApp.Logging(s, err, ctx)
+	stored, _ := s.Cache().Stored()
+	a.phases.Store("state "+string(s.Req().Target()), fmt.Sprint(s.Cache().Enabled(), s.Cache().Key() == cache.Key{}, stored))
+}
+
+// TestCacheStateClearedBetweenRequests: on one connection, a request the cache stored, then
+// one with the cache off, then the first again: the second finds no trace of the first's cache
+// state (its session is the connection's, kept), and the third is a hit.
+func TestCacheStateClearedBetweenRequests(t *testing.T) {
+	c, err := cache.New(cache.Config{Storage: memory.New(memory.Config{MaxBytes: 1 << 20})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := startOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "body of "+r.URL.Path)
+	}))
+	app := &partCacheApp{cacheApp: cacheApp{peer: mustPeer(t, origin.addr)}, c: c}
+	addr, _ := startProxy(t, app, proxy.Options{})
+	conn := dial(t, addr)
+	br := bufio.NewReader(conn)
+	for _, target := range []string{"/c1", "/n", "/c1"} {
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: example\r\n\r\n", target)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "body of "+target {
+			t.Fatalf("%s: %q", target, body)
+		}
+	}
+	want := map[string]any{
+		"state /n": "false true false",
+		"/n":       proxy.CacheOff,
+		"/c1":      proxy.CacheHit,
+	}
+	for k, w := range want {
+		if got, _ := app.phases.Load(k); got != w {
+			t.Errorf("%s: %v, want %v", k, got, w)
+		}
+	}
 }

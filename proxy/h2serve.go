@@ -36,7 +36,7 @@ func (p *Proxy[C]) serveStream(shutdown context.Context, ss *h2.ServerStream) {
 	st.h2s, st.wsKey = ss, ""
 	p.serveRequest(st, shutdown.Err() != nil, time.Now())
 	st.h2s = nil
-	st.sess = Session{retryBuf: st.sess.retryBuf[:0], modules: st.sess.modules[:0]}
+	st.sess = Session{sessionState: sessionState{retryBuf: st.sess.retryBuf[:0], modules: st.sess.modules[:0]}}
 	p.streams.Put(st)
 }
 

@@ -228,7 +228,7 @@ func (p *Proxy[C]) serveLoop(shutdown context.Context, c net.Conn, served int, p
 			st.ds.Release()
 		}
 		st.persist = nil
-		st.sess = Session{retryBuf: st.sess.retryBuf[:0], modules: st.sess.modules[:0]}
+		st.sess = Session{sessionState: sessionState{retryBuf: st.sess.retryBuf[:0], modules: st.sess.modules[:0]}}
 		p.conns.Put(st)
 		st = nil
 	}

@@ -38,6 +38,19 @@ func nowSince(t time.Time) time.Time {
 // Session is one request as the phases see it: the downstream request, the means to answer it,
 // the upstream response head, timings and the error that ended it.
 type Session struct {
+	sessionState
+
+	// cache is the HTTP cache's state for this request (cache.go). It is cleared for the next
+	// request only when this one turned the cache on (HTTPCache.used): most requests never
+	// write it, and clearing it would write its five cache lines, cold by then, each time.
+	cache HTTPCache
+
+	// Timings of this request.
+	Timings Timings
+}
+
+// sessionState is the part of a Session cleared for each request.
+type sessionState struct {
 	ds         *h1.ServerSession // the HTTP/1 downstream, or nil
 	h2s        *h2.ServerStream  // the HTTP/2 downstream, or nil
 	down       downstream        // ds or h2s
@@ -62,12 +75,6 @@ type Session struct {
 	bodyBytesUp   int64
 	bodyBytesDown int64
 	err           error
-
-	// cache is the HTTP cache's state for this request (cache.go).
-	cache HTTPCache
-
-	// Timings of this request.
-	Timings Timings
 }
 
 // reset prepares the session for a request of ds (HTTP/1) or h2s (HTTP/2).
@@ -77,7 +84,11 @@ func (s *Session) reset(ds *h1.ServerSession, h2s *h2.ServerStream, shutdown boo
 	retryBuf, modules := s.retryBuf[:0], s.modules[:0]
 	resp := s.resp
 	prevConn, prevAddr := s.netConn, s.clientAddr
-	*s = Session{}
+	s.sessionState = sessionState{}
+	if s.cache.used {
+		s.cache = HTTPCache{}
+	}
+	s.Timings = Timings{}
 	s.ds, s.h2s, s.shutdown = ds, h2s, shutdown
 	s.retryBuf, s.modules, s.resp = retryBuf, modules, resp
 	if ds != nil {
