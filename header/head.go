@@ -183,9 +183,15 @@ func (r *ResponseHeader) CopyFrom(src *ResponseHeader) {
 // AppendH1 appends the head in HTTP/1 wire form, including the empty line that ends it.
 func (r *ResponseHeader) AppendH1(dst []byte) []byte {
 	dst = append(dst, r.Version.wire()...)
-	dst = append(dst, ' ')
-	dst = strconv.AppendInt(dst, int64(r.Status), 10)
-	dst = append(dst, ' ')
+	if c := r.Status; c >= 100 && c <= 999 {
+		// Every status a head can carry in HTTP/1 has three digits: written without
+		// strconv's general path, whose frames were the deepest a proxied request reached.
+		dst = append(dst, ' ', byte('0'+c/100), byte('0'+c/10%10), byte('0'+c%10), ' ')
+	} else {
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, int64(r.Status), 10)
+		dst = append(dst, ' ')
+	}
 	if r.reason != nil {
 		dst = append(dst, r.reason...)
 	} else {

@@ -2,6 +2,7 @@ package header
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -146,4 +147,17 @@ func ExampleRequestHeader() {
 	// GET /index.html?lang=en HTTP/1.1
 	// Host: example.com
 	// X-Request-ID: 43
+}
+
+// TestResponseStatusLine: the status code is written in decimal for every value, the common
+// three-digit ones and the others a program might set.
+func TestResponseStatusLine(t *testing.T) {
+	for _, code := range []int{100, 101, 200, 204, 304, 404, 500, 599, 999, 0, 42, 1000, 12345} {
+		r := &ResponseHeader{Status: code, Version: HTTP11}
+		r.SetReason("R")
+		want := "HTTP/1.1 " + strconv.Itoa(code) + " R\r\n\r\n"
+		if got := string(r.AppendH1(nil)); got != want {
+			t.Errorf("status %d: %q, want %q", code, got, want)
+		}
+	}
 }

@@ -16,21 +16,22 @@ import (
 // otherwise hold the request forever with a stream of 103s).
 const MaxInterimResponses = 32
 
-// proxyExchange runs one attempt over an upstream session, HTTP/1 (h1cs is that session) or
-// HTTP/2 (h1cs is nil): send the request head, stream the request body (in its own goroutine,
-// so the response can arrive while it is still being sent), and stream the response back. The
-// request is translated between the versions: connection-specific fields removed, chunked
-// framing added for an HTTP/1 upstream when an HTTP/2 body has no length, "te: trailers" kept
-// for an HTTP/2 upstream (gRPC needs it).
-func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.ClientSession, ctx *C) (err error) {
+// upstreamRequest makes the request head to send upstream from the client's and runs
+// UpstreamRequestFilter on it; it reports whether a body follows, whether the request is an
+// extended CONNECT to an HTTP/2 upstream, and whether it asks for a protocol switch. It is a
+// function of its own, not inlined, so that its stack space is not in proxyExchange's frame:
+// the space is used again by what proxyExchange calls next, and a request touches fewer cache
+// lines of its goroutine's stack.
+//
+//go:noinline
+func (p *Proxy[C]) upstreamRequest(st *conn[C], up upstreamSession, h1cs *h1.ClientSession, ctx *C) (req *header.RequestHeader, hasBody, extConnect, upgrade bool, err error) {
 	s := &st.sess
-	ds := s.down
-	req := &st.upReq
+	req = &st.upReq
 	req.CopyFrom(s.req)
-	upgrade := st.isUpgrade()
+	upgrade = st.isUpgrade()
 	teTrailers := h1cs == nil && s.req.HasToken("TE", "trailers")
 	stripHopByHop(&req.Fields, upgrade)
-	var hasBody, chunked bool
+	var chunked bool
 	if st.ds != nil {
 		framing := st.ds.RequestFraming().Kind
 		hasBody, chunked = framing != h1.BodyNone, framing == h1.BodyChunked
@@ -51,7 +52,7 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 		req.Version = header.HTTP2
 	}
 	// A WebSocket over HTTP/2 going to an HTTP/2 upstream stays an extended CONNECT.
-	extConnect := h1cs == nil && st.wsKey != ""
+	extConnect = h1cs == nil && st.wsKey != ""
 	if extConnect {
 		toExtendedConnect(req, up)
 	}
@@ -62,7 +63,21 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 	if s.cache.entry != nil {
 		s.cache.upstreamRequest(req)
 	}
-	if err := p.app.UpstreamRequestFilter(s, req, ctx); err != nil {
+	err = p.app.UpstreamRequestFilter(s, req, ctx)
+	return req, hasBody, extConnect, upgrade, err
+}
+
+// proxyExchange runs one attempt over an upstream session, HTTP/1 (h1cs is that session) or
+// HTTP/2 (h1cs is nil): send the request head, stream the request body (in its own goroutine,
+// so the response can arrive while it is still being sent), and stream the response back. The
+// request is translated between the versions: connection-specific fields removed, chunked
+// framing added for an HTTP/1 upstream when an HTTP/2 body has no length, "te: trailers" kept
+// for an HTTP/2 upstream (gRPC needs it).
+func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.ClientSession, ctx *C) (err error) {
+	s := &st.sess
+	ds := s.down
+	req, hasBody, extConnect, upgrade, err := p.upstreamRequest(st, up, h1cs, ctx)
+	if err != nil {
 		return err
 	}
 
@@ -130,11 +145,7 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 			return perr.Explain(perr.InvalidHTTPHeader, "upstream sent more than "+strconv.Itoa(MaxInterimResponses)+
 				" interim (1xx) responses").AsUp()
 		}
-		stripHopByHop(&resp.Fields, false)
-		if err := st.phases(pumping, func() error { return s.modulesResponseHeader(resp, false) }); err != nil {
-			return err
-		}
-		if err := s.writeHeader(resp, false); err != nil {
+		if err := p.forwardInterim(st, resp, pumping); err != nil {
 			return err
 		}
 	}
@@ -158,6 +169,20 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 		}
 	}
 	return p.forwardResponse(st, up, h1cs, resp, pumping, switchProto, tunnelUp, ctx)
+}
+
+// forwardInterim sends an interim (1xx) response other than 100 Continue down, through the
+// modules' response header phase. It is a function of its own, not inlined, so that its stack
+// space is not in proxyExchange's frame, which lies on every request's path.
+//
+//go:noinline
+func (p *Proxy[C]) forwardInterim(st *conn[C], resp *header.ResponseHeader, pumping bool) error {
+	s := &st.sess
+	stripHopByHop(&resp.Fields, false)
+	if err := st.phases(pumping, func() error { return s.modulesResponseHeader(resp, false) }); err != nil {
+		return err
+	}
+	return s.writeHeader(resp, false)
 }
 
 // forwardResponse runs the response phases on the final response head and sends the response
