@@ -72,34 +72,54 @@ func parseContentLength(v []byte) (int64, bool) {
 // Transfer-Encoding, Connection, Date), each of which a lookup of its own would find with a
 // pass over all the fields: one pass, with the names told apart by length first, finds them all.
 type headScan struct {
-	hosts int  // Host fields
-	date  bool // a Date field
-	conn  bool // a Connection field
+	// Content-Length: clSeen when a field is present; clCount valid values (list elements
+	// counted), all equal to cl; clErr the first problem found (clInvalid, clConflict).
+	cl      int64
+	clCount uint8
+	clErr   uint8
+	clSeen  bool
+
+	hosts uint8 // Host fields
+	date  bool  // a Date field
+	conn  bool  // a Connection field
 	// close and keepAlive: a Connection field lists close, keep-alive.
 	close, keepAlive bool
-
-	// Content-Length: clSeen when a field is present; clCount valid values (list elements
-	// counted), all equal to cl; clErr the first problem found.
-	clSeen  bool
-	clCount int
-	cl      int64
-	clErr   string
 
 	// Transfer-Encoding: te when a field is present; teCodings codings listed, teChunked of
 	// them chunked, teLast when the last one is chunked.
 	te        bool
-	teCodings int
-	teChunked int
 	teLast    bool
+	teCodings uint8
+	teChunked uint8
+	// The counts stop at 255, which the checks on them (none, one, more than one) tell apart
+	// from every smaller count as well as the exact count would: the scan is 24 bytes, small
+	// enough for the frames of the functions that keep it.
 }
 
-// scanHead makes one pass over f.
+// Content-Length problems, headScan.clErr.
+const (
+	clInvalid = 1 + iota
+	clConflict
+)
+
+// inc8 is n+1, stopping at 255.
+func inc8(n uint8) uint8 {
+	if n < 255 {
+		n++
+	}
+	return n
+}
+
+// scanHead makes one pass over f. It is a function of its own, not inlined, so that the pass's
+// stack space is not in the frames of the session methods that call it on every message.
+//
+//go:noinline
 func scanHead(f *header.Fields) (h headScan) {
 	for _, fl := range f.All() {
 		switch len(fl.Name) {
 		case 4:
 			if header.EqualFold(fl.Name, "Host") {
-				h.hosts++
+				h.hosts = inc8(h.hosts)
 			} else if header.EqualFold(fl.Name, "Date") {
 				h.date = true
 			}
@@ -112,7 +132,7 @@ func scanHead(f *header.Fields) (h headScan) {
 		case 14:
 			if header.EqualFold(fl.Name, "Content-Length") {
 				h.clSeen = true
-				if h.clErr == "" {
+				if h.clErr == 0 {
 					h.contentLength(fl.Value)
 				}
 			}
@@ -138,15 +158,15 @@ func (h *headScan) contentLength(v []byte) {
 		}
 		m, valid := parseContentLength(header.TrimOWS(item))
 		if !valid {
-			h.clErr = "invalid Content-Length"
+			h.clErr = clInvalid
 			return
 		}
 		if h.clCount > 0 && m != h.cl {
-			h.clErr = "conflicting Content-Length values"
+			h.clErr = clConflict
 			return
 		}
 		h.cl = m
-		h.clCount++
+		h.clCount = inc8(h.clCount)
 	}
 }
 
@@ -162,10 +182,10 @@ func (h *headScan) transferCoding(v []byte) {
 		if len(item) == 0 {
 			continue
 		}
-		h.teCodings++
+		h.teCodings = inc8(h.teCodings)
 		h.teLast = header.EqualFold(item, "chunked")
 		if h.teLast {
-			h.teChunked++
+			h.teChunked = inc8(h.teChunked)
 		}
 	}
 }
@@ -176,8 +196,11 @@ func (h *headScan) onlyChunked() bool { return h.teCodings == 1 && h.teLast }
 // contentLengthOf returns the Content-Length scanned from f: ok is false when there is none, err
 // set when it is invalid. Equal duplicates are removed from f.
 func (h *headScan) contentLengthOf(f *header.Fields) (n int64, ok bool, err string) {
-	if h.clErr != "" {
-		return 0, false, h.clErr
+	switch h.clErr {
+	case clInvalid:
+		return 0, false, "invalid Content-Length"
+	case clConflict:
+		return 0, false, "conflicting Content-Length values"
 	}
 	if h.clCount == 0 {
 		return 0, false, ""

@@ -156,7 +156,7 @@ func refResponseFraming(resp *header.ResponseHeader, headRequest, connectRequest
 func checkScan(t *testing.T, f *header.Fields) {
 	t.Helper()
 	h := scanHead(f)
-	if h.hosts != f.Count("Host") || h.date != f.Has("Date") || h.conn != f.Has("Connection") ||
+	if int(h.hosts) != min(f.Count("Host"), 255) || h.date != f.Has("Date") || h.conn != f.Has("Connection") ||
 		h.close != f.HasToken("Connection", "close") || h.keepAlive != f.HasToken("Connection", "keep-alive") ||
 		h.clSeen != f.Has("Content-Length") || h.te != f.Has("Transfer-Encoding") {
 		t.Fatalf("scan %+v disagrees with the lookups of %q", h, fieldDump(f))
