@@ -541,23 +541,16 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool, start time.Time)
 		p.app.OnConnectionReuse(s, ctx, prev)
 	}
 	var err error
-	if st.h2s != nil && st.h2s.Protocol() != "" && !st.extendedConnect() {
-		err = perr.Explain(perr.HTTPStatus(501), "extended CONNECT for "+st.h2s.Protocol()+" is not supported").AsDown()
-	} else if s.req.IsMethod("CONNECT") && !p.opts.AllowConnect {
-		err = perr.Explain(perr.HTTPStatus(405), "CONNECT is not allowed").AsDown()
+	if refused := p.refuseConnect(st); refused != nil {
+		err = refused
 	} else {
 		err = p.runPhases(st, ctx)
 	}
 	canReuse := true
 	cutShort := false // a response was under way when the request failed
 	if err != nil {
-		s.err = err
 		cutShort = s.respStarted
-		ftp := p.app.FailToProxy(s, err, ctx)
-		canReuse = ftp.CanReuseDownstream
-		if !p.app.SuppressErrorLog(s, ctx, err) {
-			p.logFailure(s, ctx, err, ftp.ErrorCode)
-		}
+		canReuse = p.failed(s, err, ctx)
 	}
 	s.Timings.End = nowSince(s.Timings.Start)
 	stage = inLogging
@@ -582,6 +575,36 @@ func (p *Proxy[C]) serveRequest(st *conn[C], shuttingDown bool, start time.Time)
 	}
 	st.persist = p.app.PersistConnectionContext(s, ctx)
 	return true
+}
+
+// refuseConnect returns the error of a CONNECT the proxy does not serve: any over HTTP/1 or
+// HTTP/2 unless Options.AllowConnect, and an extended CONNECT of a protocol other than
+// WebSocket. It is a function of its own, not inlined, as are failed and the log functions
+// below, so that their stack space is not in serveRequest's frame, which lies under every
+// request's phases.
+//
+//go:noinline
+func (p *Proxy[C]) refuseConnect(st *conn[C]) error {
+	if st.h2s != nil && st.h2s.Protocol() != "" && !st.extendedConnect() {
+		return perr.Explain(perr.HTTPStatus(501), "extended CONNECT for "+st.h2s.Protocol()+" is not supported").AsDown()
+	}
+	if st.sess.req.IsMethod("CONNECT") && !p.opts.AllowConnect {
+		return perr.Explain(perr.HTTPStatus(405), "CONNECT is not allowed").AsDown()
+	}
+	return nil
+}
+
+// failed runs FailToProxy for the request's error, and logs it unless SuppressErrorLog says
+// not to; it reports whether the client's connection can serve another request.
+//
+//go:noinline
+func (p *Proxy[C]) failed(s *Session, err error, ctx *C) (canReuse bool) {
+	s.err = err
+	ftp := p.app.FailToProxy(s, err, ctx)
+	if !p.app.SuppressErrorLog(s, ctx, err) {
+		p.logFailure(s, ctx, err, ftp.ErrorCode)
+	}
+	return ftp.CanReuseDownstream
 }
 
 // logRetry and logFailure log from functions of their own, not inlined: the arguments of a
