@@ -751,7 +751,11 @@ func (p *Proxy[C]) connect(s *Session, st *conn[C], ctx *C, again *upstream.Peer
 		}
 	}
 	s.peer, a.peer = peer, peer
-	a.slot, err = p.inflight.acquire(peer)
+	if peer.Options.MaxInflight > 0 {
+		// Checked here, not only in acquire: a call that returns at once still touches a
+		// cache line of stack.
+		a.slot, err = p.inflight.acquire(peer)
+	}
 	if err == nil {
 		opts := connector.GetOptions{H1Only: st != nil && st.needsH1(peer), CheckOnSend: again == nil}
 		a.hs, a.reused, err = p.conn.GetHTTP(context.Background(), peer, opts)
