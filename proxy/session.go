@@ -45,6 +45,10 @@ type Session struct {
 	// write it, and clearing it would write its five cache lines, cold by then, each time.
 	cache HTTPCache
 
+	// resp is a response built by the proxy (Respond, error pages, cache hits, purges): each
+	// of them resets it first, so a request that uses none does not touch it.
+	resp header.ResponseHeader
+
 	// Timings of this request.
 	Timings Timings
 }
@@ -60,7 +64,6 @@ type sessionState struct {
 	shutdown   bool
 
 	upstreamResp *header.ResponseHeader
-	resp         header.ResponseHeader // a response built by Respond
 	respStarted  bool
 	respStatus   int
 	keepAlive    bool
@@ -82,7 +85,6 @@ func (s *Session) reset(ds *h1.ServerSession, h2s *h2.ServerStream, shutdown boo
 	// Clearing in place and putting back what is kept writes the struct once, where a
 	// composite literal is built on the stack and then copied over (twice the cache lines).
 	retryBuf, modules := s.retryBuf[:0], s.modules[:0]
-	resp := s.resp
 	prevConn, prevAddr := s.netConn, s.clientAddr
 	s.sessionState = sessionState{}
 	if s.cache.used {
@@ -90,7 +92,7 @@ func (s *Session) reset(ds *h1.ServerSession, h2s *h2.ServerStream, shutdown boo
 	}
 	s.Timings = Timings{}
 	s.ds, s.h2s, s.shutdown = ds, h2s, shutdown
-	s.retryBuf, s.modules, s.resp = retryBuf, modules, resp
+	s.retryBuf, s.modules = retryBuf, modules
 	if ds != nil {
 		s.down, s.req, s.netConn = ds, &ds.Req, ds.Conn()
 	} else {
@@ -103,7 +105,6 @@ func (s *Session) reset(ds *h1.ServerSession, h2s *h2.ServerStream, shutdown boo
 	} else {
 		s.clientAddr = s.netConn.RemoteAddr()
 	}
-	s.resp.Reset()
 	s.keepAlive = true
 }
 
