@@ -73,9 +73,8 @@ func (p *Proxy[C]) upstreamRequest(st *conn[C], up upstreamSession, h1cs *h1.Cli
 // request is translated between the versions: connection-specific fields removed, chunked
 // framing added for an HTTP/1 upstream when an HTTP/2 body has no length, "te: trailers" kept
 // for an HTTP/2 upstream (gRPC needs it).
-func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.ClientSession, ctx *C) (err error) {
+func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.ClientSession, ctx *C) error {
 	s := &st.sess
-	ds := s.down
 	req, hasBody, extConnect, upgrade, err := p.upstreamRequest(st, up, h1cs, ctx)
 	if err != nil {
 		return err
@@ -86,6 +85,20 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 	if err := up.writeHead(req, !pumping && !extConnect); err != nil {
 		return reusedOnly(err)
 	}
+	if st.h2s == nil && !pumping {
+		// Nothing to watch or join: no deferred calls on the common path.
+		return p.exchangeResponse(st, up, h1cs, nil, upgrade, extConnect, ctx)
+	}
+	return p.exchangeWatched(st, up, h1cs, pumping, replay, upgrade, extConnect, ctx)
+}
+
+// exchangeWatched is the rest of proxyExchange for an exchange that streams a request body
+// from its own goroutine or serves an HTTP/2 stream: the deferred calls that watch the client's
+// reset and join the body's goroutine are here, out of the common path, where they would run
+// through the runtime's general defer handling (proxyExchange has too many returns for the
+// compiler's inline defers).
+func (p *Proxy[C]) exchangeWatched(st *conn[C], up upstreamSession, h1cs *h1.ClientSession, pumping, replay, upgrade, extConnect bool, ctx *C) (err error) {
+	ds := st.sess.down
 	if st.h2s != nil {
 		// A client that resets its stream (or leaves) cancels the upstream exchange at once,
 		// even while it waits for the response head; the request then fails as the client's
@@ -118,19 +131,26 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 			}
 		}
 	}()
+	return p.exchangeResponse(st, up, h1cs, &pumping, upgrade, extConnect, ctx)
+}
 
+// exchangeResponse reads the response head, passing interim responses on, and forwards the
+// response. *pumping (nil: false) reports a request body streamed by its own goroutine; a
+// failure to read the head joins that goroutine and clears *pumping.
+func (p *Proxy[C]) exchangeResponse(st *conn[C], up upstreamSession, h1cs *h1.ClientSession, pumping *bool, upgrade, extConnect bool, ctx *C) error {
+	s := &st.sess
+	pump := pumping != nil && *pumping
 	resp := up.response()
 	interim := 0
 	for {
 		if err := up.ReadResponseHeader(); err != nil {
-			if pumping {
+			if pump {
 				// A failure of the client or of a body phase (an error, a panic) aborted the
 				// exchange: it, not the upstream's broken response, is the request's error.
+				*pumping = false
 				if derr := p.joinPump(st, up, true); derr != nil && (isDownstream(derr) || isInternal(derr)) {
-					pumping = false
 					return derr
 				}
-				pumping = false
 			}
 			return err
 		}
@@ -145,7 +165,7 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 			return perr.Explain(perr.InvalidHTTPHeader, "upstream sent more than "+strconv.Itoa(MaxInterimResponses)+
 				" interim (1xx) responses").AsUp()
 		}
-		if err := p.forwardInterim(st, resp, pumping); err != nil {
+		if err := p.forwardInterim(st, resp, pump); err != nil {
 			return err
 		}
 	}
@@ -164,11 +184,11 @@ func (p *Proxy[C]) proxyExchange(st *conn[C], up upstreamSession, h1cs *h1.Clien
 	tunnelUp := extConnect && resp.Status >= 200 && resp.Status < 300
 
 	if s.cache.entry != nil && !switchProto {
-		if done, err := p.cacheUpstreamHead(st, up, resp, pumping, ctx); done || err != nil {
+		if done, err := p.cacheUpstreamHead(st, up, resp, pump, ctx); done || err != nil {
 			return err
 		}
 	}
-	return p.forwardResponse(st, up, h1cs, resp, pumping, switchProto, tunnelUp, ctx)
+	return p.forwardResponse(st, up, h1cs, resp, pump, switchProto, tunnelUp, ctx)
 }
 
 // forwardInterim sends an interim (1xx) response other than 100 Continue down, through the
