@@ -70,6 +70,7 @@ func NewClientSession(conn net.Conn, opts *ClientOptions) *ClientSession {
 	}
 	c := &ClientSession{conn: conn, opts: opts}
 	c.rd.conn, c.rd.source, c.rd.timeout = conn, perr.Upstream, opts.ReadTimeout
+	c.rd.responses = true
 	c.wr.conn, c.wr.source, c.wr.timeout = conn, perr.Upstream, opts.WriteTimeout
 	raw := rawio.New(conn)
 	c.rd.sock, c.wr.sock = raw, raw

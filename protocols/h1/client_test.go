@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -677,5 +679,53 @@ func TestClientMalformedBeforeHeadEnd(t *testing.T) {
 	}
 	if b := readBody(t, c.ReadBody); string(b) != "ok" {
 		t.Fatalf("body %q", b)
+	}
+}
+
+// A response of head and body up to about ResponseBufferSize that is all in the socket is
+// read with one read: its body comes as one piece, which the proxy sends on with the head in
+// one write. With a buffer of BufferSize, a 24 KiB body took two reads and two writes.
+func TestClientReadsResponseWhole(t *testing.T) {
+	body := strings.Repeat("0123456789abcdef", 24<<10/16)
+	resp := "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	c := upstream(t, nil, answer(t, 1, resp))
+	if err := c.WriteRequestHeader(get("/")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.FinishRequest(nil); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the whole response is in the socket, so that the one read finds it all.
+	rc, err := c.Conn().(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peek := make([]byte, len(resp)+1)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		n := 0
+		rc.Read(func(fd uintptr) bool {
+			n, _, _ = syscall.Recvfrom(int(fd), peek, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			return true
+		})
+		if n >= len(resp) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d response bytes arrived", n, len(resp))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.ReadResponseHeader(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.ReadBody()
+	if err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	if len(p) != len(body) || string(p) != body {
+		t.Fatalf("first body piece has %d bytes, want the whole body, %d", len(p), len(body))
+	}
+	if !c.BodyDone() {
+		t.Fatal("body not done after its one piece")
 	}
 }

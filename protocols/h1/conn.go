@@ -24,11 +24,27 @@ var bufPool = sync.Pool{New: func() any { return new([BufferSize]byte) }}
 
 func getBuf() []byte { return bufPool.Get().(*[BufferSize]byte)[:] }
 
+// ResponseBufferSize is the size of the pooled buffer a client session reads responses into.
+// It is twice BufferSize so that a response of up to about 32 KiB, head and body, comes in
+// with one read and goes on to the client with one write: a body of 16 KiB with its head is a
+// few hundred bytes more than BufferSize, and a buffer of that size would take two reads and
+// two writes for it. nginx reads up to its proxy_buffers (8 × 4 KiB by default) per read.
+// The buffer is held only while an exchange is in flight.
+const ResponseBufferSize = 2 * BufferSize
+
+var respBufPool = sync.Pool{New: func() any { return new([ResponseBufferSize]byte) }}
+
+func getRespBuf() []byte { return respBufPool.Get().(*[ResponseBufferSize]byte)[:] }
+
+// putBuf gives a buffer of either pooled size back to its pool; any other is left to the
+// garbage collector.
 func putBuf(b []byte) {
-	if cap(b) != BufferSize {
-		return
+	switch cap(b) {
+	case BufferSize:
+		bufPool.Put((*[BufferSize]byte)(b[:BufferSize]))
+	case ResponseBufferSize:
+		respBufPool.Put((*[ResponseBufferSize]byte)(b[:ResponseBufferSize]))
 	}
-	bufPool.Put((*[BufferSize]byte)(b[:BufferSize]))
 }
 
 // reader is a buffered reader over a connection that hands out slices of its buffer.
@@ -58,6 +74,8 @@ type reader struct {
 	drained bool
 	// stopped is set by interrupt, from another goroutine.
 	stopped atomic.Bool
+	// responses: the reader takes ResponseBufferSize buffers (a client session's).
+	responses bool
 }
 
 // aLongTimeAgo is a deadline in the past: set on a connection, it fails pending and future
@@ -96,7 +114,11 @@ func (rd *reader) buffered() int { return rd.w - rd.r }
 // ensureBuf makes sure a buffer is attached.
 func (rd *reader) ensureBuf() {
 	if rd.buf == nil {
-		rd.buf = getBuf()
+		if rd.responses {
+			rd.buf = getRespBuf()
+		} else {
+			rd.buf = getBuf()
+		}
 		rd.r, rd.w, rd.pin = 0, 0, 0
 	}
 }
