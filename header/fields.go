@@ -19,6 +19,7 @@ package header
 
 import (
 	"bytes"
+	"math/bits"
 	"sync"
 )
 
@@ -164,6 +165,29 @@ func (f *Fields) Remove(name string) int {
 	return 0
 }
 
+// RemoveMask deletes field i for every bit i set in mask (so only among the first 64 fields)
+// and reports how many were removed. The others keep their order. It is RemoveFunc for a
+// caller that has decided in a loop of its own, without a call per field.
+func (f *Fields) RemoveMask(mask uint64) int {
+	if len(f.list) < 64 {
+		mask &= 1<<uint(len(f.list)) - 1
+	}
+	if mask == 0 {
+		return 0
+	}
+	i := bits.TrailingZeros64(mask)
+	out := f.list[:i]
+	for j := i + 1; j < len(f.list); j++ {
+		if j >= 64 || mask&(1<<uint(j)) == 0 {
+			out = append(out, f.list[j])
+		}
+	}
+	n := len(f.list) - len(out)
+	clear(f.list[len(out):])
+	f.list = out
+	return n
+}
+
 // RemoveFunc deletes every field for which drop returns true and reports how many were removed.
 func (f *Fields) RemoveFunc(drop func(Field) bool) int {
 	for i, fl := range f.list {
@@ -254,6 +278,49 @@ func (f *Fields) storeBytes(b []byte) []byte {
 	start := len(f.arena)
 	f.arena = append(f.arena, b...)
 	return f.arena[start:len(f.arena):len(f.arena)]
+}
+
+// Tokens of a Connection field's value, as ConnectionTokens reports them.
+const (
+	TokenClose     = 1 << iota // close
+	TokenKeepAlive             // keep-alive
+	TokenUpgrade               // upgrade
+	TokenOther                 // any other token: the name of a field to remove
+)
+
+// ConnectionTokens reports which tokens the comma-separated list v holds, in one pass:
+// close, keep-alive and upgrade (case-insensitively, surrounding whitespace ignored; empty
+// elements skipped) and whether there is any other.
+func ConnectionTokens(v []byte) int {
+	// The values nearly every message carries, whole.
+	switch {
+	case EqualFold(v, "keep-alive"):
+		return TokenKeepAlive
+	case EqualFold(v, "close"):
+		return TokenClose
+	}
+	t := 0
+	for len(v) > 0 {
+		item := v
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			item, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		item = TrimOWS(item)
+		switch {
+		case len(item) == 0:
+		case EqualFold(item, "close"):
+			t |= TokenClose
+		case EqualFold(item, "keep-alive"):
+			t |= TokenKeepAlive
+		case EqualFold(item, "upgrade"):
+			t |= TokenUpgrade
+		default:
+			t |= TokenOther
+		}
+	}
+	return t
 }
 
 // ListHasToken reports whether the comma-separated list v contains token, compared

@@ -357,3 +357,74 @@ func TestVisitLowerConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldsRemoveMask compares RemoveMask with RemoveFunc over the same fields: every mask of
+// a few fields, bits beyond the last field, and heads longer than the mask's 64 fields, whose
+// later fields it cannot name and keeps.
+func TestFieldsRemoveMask(t *testing.T) {
+	build := func(n int) *Fields {
+		var f Fields
+		for i := range n {
+			f.Append(fmt.Sprintf("X-%d", i), fmt.Sprint(i))
+		}
+		return &f
+	}
+	check := func(n int, mask uint64) {
+		t.Helper()
+		got, want := build(n), build(n)
+		i := 0
+		wn := want.RemoveFunc(func(Field) bool {
+			drop := i < 64 && mask&(1<<uint(i)) != 0
+			i++
+			return drop
+		})
+		if gn := got.RemoveMask(mask); gn != wn || dump(got) != dump(want) {
+			t.Fatalf("%d fields, mask %#x: removed %d, %q; want %d, %q", n, mask, gn, dump(got), wn, dump(want))
+		}
+		// The freed tail holds nothing: the list can grow again with new fields only.
+		got.Append("Y", "y")
+		if !strings.HasSuffix(dump(got), "|Y: y") && dump(got) != "Y: y" {
+			t.Fatalf("append after RemoveMask: %q", dump(got))
+		}
+	}
+	for n := 0; n <= 5; n++ {
+		for mask := uint64(0); mask < 1<<7; mask++ {
+			check(n, mask)
+		}
+	}
+	for _, mask := range []uint64{0, 1, 1 << 63, 1<<63 | 1, ^uint64(0), 0x5555555555555555} {
+		check(64, mask)
+		check(70, mask)
+	}
+}
+
+// TestConnectionTokens checks the one-pass classification against ListHasToken.
+func TestConnectionTokens(t *testing.T) {
+	for _, v := range []string{"", ",", " , ,", "close", "Close", " keep-alive ", "upgrade",
+		"close, X-Foo", "X-Foo", "keep-alive,Upgrade", "closed", "keep-alive2", "a,,b, close",
+		"\tUPGRADE\t,\tKEEP-ALIVE", "close,close", "x y"} {
+		got := ConnectionTokens([]byte(v))
+		want := 0
+		others := false
+		for _, item := range strings.Split(v, ",") {
+			item = strings.Trim(item, " \t")
+			if item == "" {
+				continue
+			}
+			if !strings.EqualFold(item, "close") && !strings.EqualFold(item, "keep-alive") && !strings.EqualFold(item, "upgrade") {
+				others = true
+			}
+		}
+		for tok, bit := range map[string]int{"close": TokenClose, "keep-alive": TokenKeepAlive, "upgrade": TokenUpgrade} {
+			if ListHasToken([]byte(v), tok) {
+				want |= bit
+			}
+		}
+		if others {
+			want |= TokenOther
+		}
+		if got != want {
+			t.Errorf("ConnectionTokens(%q) = %04b, want %04b", v, got, want)
+		}
+	}
+}

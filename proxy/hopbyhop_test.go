@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -61,4 +62,77 @@ func TestStripHopByHop(t *testing.T) {
 			t.Errorf("%q (keepUpgrade %v): got %q, want %q", tc.in, tc.keepUpgrade, g, tc.want)
 		}
 	}
+}
+
+// refStripHopByHop is the rule of stripHopByHop written plainly, one decision per field with
+// no shortcuts, to compare the optimized pass with.
+func refStripHopByHop(f *header.Fields, keepUpgrade bool) {
+	var named []string
+	for _, fl := range f.All() {
+		if strings.EqualFold(string(fl.Name), "Connection") {
+			for _, t := range strings.Split(string(fl.Value), ",") {
+				t = strings.Trim(t, " \t")
+				switch strings.ToLower(t) {
+				case "", "close", "keep-alive", "upgrade":
+				default:
+					named = append(named, t)
+				}
+			}
+		}
+	}
+	f.RemoveFunc(func(fl header.Field) bool {
+		name := strings.ToLower(string(fl.Name))
+		switch name {
+		case "te", "keep-alive", "proxy-connection", "transfer-encoding":
+			return true
+		case "connection", "upgrade":
+			return !keepUpgrade
+		case "host", "content-length":
+			return false
+		}
+		for _, n := range named {
+			if strings.EqualFold(n, name) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestStripHopByHopRandom compares stripHopByHop with refStripHopByHop on random heads, up to
+// 80 fields (past the 64 fields the first pass decides with a mask), made of listed names,
+// names a Connection field names, and others.
+func TestStripHopByHopRandom(t *testing.T) {
+	names := []string{"Host", "Content-Length", "Connection", "connection", "Keep-Alive", "TE", "te",
+		"Transfer-Encoding", "Upgrade", "Proxy-Connection", "X-A", "x-b", "X-Forwarded-For", "Date", "Server"}
+	values := []string{"1", "close", "keep-alive", "Upgrade", "x-a", "close, X-B", "keep-alive, x-a, upgrade", " , ", "Host, Content-Length"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for iter := range 3000 {
+		n := rng.IntN(12)
+		if iter%10 == 0 {
+			n = 60 + rng.IntN(20)
+		}
+		var in strings.Builder
+		var a, b header.Fields
+		for range n {
+			name, value := names[rng.IntN(len(names))], values[rng.IntN(len(values))]
+			a.Append(name, value)
+			b.Append(name, value)
+			in.WriteString(name + ": " + value + "|")
+		}
+		keep := rng.IntN(4) == 0
+		stripHopByHop(&a, keep)
+		refStripHopByHop(&b, keep)
+		if got, want := fieldsString(&a), fieldsString(&b); got != want {
+			t.Fatalf("%q (keepUpgrade %v):\n got %q\nwant %q", in.String(), keep, got, want)
+		}
+	}
+}
+
+func fieldsString(f *header.Fields) string {
+	var parts []string
+	for _, fl := range f.All() {
+		parts = append(parts, string(fl.Name)+": "+string(fl.Value))
+	}
+	return strings.Join(parts, "|")
 }

@@ -894,13 +894,34 @@ func (p *Proxy[C]) proxyToUpstream(st *conn[C], ctx *C) error {
 // when named: the forwarded message is routed and framed by them, and a client naming them
 // would otherwise send the upstream a request without its host or the length of its body.
 func stripHopByHop(f *header.Fields, keepUpgrade bool) {
+	// The first pass decides in a loop of its own, without a call per field: a response
+	// carries some ten fields, nearly all of lengths that no listed name has.
+	var drop uint64
+	slow := false                 // a listed field past the mask's 64
 	named := make([][]byte, 0, 4) // values of Connection fields that name other fields
-	f.RemoveFunc(func(fl header.Field) bool {
-		if len(fl.Name) == 10 && header.EqualFold(fl.Name, "Connection") && namesOthers(fl.Value) {
+	all := f.All()
+	for i := range all {
+		if n := len(all[i].Name); n > 17 || !hopByHopLen[n] {
+			continue
+		}
+		fl := &all[i]
+		if len(fl.Name) == 10 && header.EqualFold(fl.Name, "Connection") &&
+			header.ConnectionTokens(fl.Value)&header.TokenOther != 0 {
 			named = append(named, fl.Value)
 		}
-		return isHopByHop(fl.Name, keepUpgrade)
-	})
+		if isHopByHop(fl.Name, keepUpgrade) {
+			if i >= 64 {
+				slow = true
+			} else {
+				drop |= 1 << uint(i)
+			}
+		}
+	}
+	if slow {
+		f.RemoveFunc(func(fl header.Field) bool { return isHopByHop(fl.Name, keepUpgrade) })
+	} else if drop != 0 {
+		f.RemoveMask(drop)
+	}
 	if len(named) == 0 {
 		return
 	}
@@ -932,6 +953,9 @@ func stripHopByHop(f *header.Fields, keepUpgrade bool) {
 	})
 }
 
+// hopByHopLen marks the lengths of the names isHopByHop matches (up to 17).
+var hopByHopLen = [18]bool{2: true, 7: true, 10: true, 16: true, 17: true}
+
 // isHopByHop reports whether name is one of the fields RFC 9110 §7.6.1 makes
 // connection-specific, which are never forwarded (the codec writes its own framing and
 // connection fields): Connection, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding and
@@ -951,18 +975,6 @@ func isHopByHop(name []byte, keepUpgrade bool) bool {
 		return header.EqualFold(name, "Transfer-Encoding")
 	}
 	return false
-}
-
-// namesOthers reports whether the Connection value v names anything besides close, keep-alive
-// and upgrade.
-func namesOthers(v []byte) bool {
-	custom := false
-	forEachToken(v, func(t []byte) {
-		if !header.EqualFold(t, "close") && !header.EqualFold(t, "keep-alive") && !header.EqualFold(t, "upgrade") {
-			custom = true
-		}
-	})
-	return custom
 }
 
 // listNames reports whether the Connection value v lists name.

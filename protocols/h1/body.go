@@ -126,8 +126,9 @@ func scanHead(f *header.Fields) (h headScan) {
 		case 10:
 			if header.EqualFold(fl.Name, "Connection") {
 				h.conn = true
-				h.close = h.close || header.ListHasToken(fl.Value, "close")
-				h.keepAlive = h.keepAlive || header.ListHasToken(fl.Value, "keep-alive")
+				t := header.ConnectionTokens(fl.Value)
+				h.close = h.close || t&header.TokenClose != 0
+				h.keepAlive = h.keepAlive || t&header.TokenKeepAlive != 0
 			}
 		case 14:
 			if header.EqualFold(fl.Name, "Content-Length") {
