@@ -300,7 +300,11 @@ func (s *ListeningService) Serve(shutdown, kill context.Context) error {
 			go c.Close()
 		}
 		s.mu.Unlock()
-		s.logger.Warn("closing connections still in flight", "service", s.name, "count", n)
+		if n > 0 {
+			// A fast shutdown comes here at once, often before the connections' goroutines
+			// have noticed: none left open is nothing to warn about.
+			s.logger.Warn("closing connections still in flight", "service", s.name, "count", n)
+		}
 		<-done
 	}
 	return nil
