@@ -54,6 +54,23 @@ func (r *logRecorder) count(s string) int {
 	return n
 }
 
+// startLineService runs a server (configuration c, nil for the defaults) with one line-echo
+// service on a free loopback port, both logging to a recorder, and returns them with the
+// service's address and startServer's channel.
+func startLineService(t *testing.T, name string, c *conf.ServerConf, o AcceptOptions) (*Server, *ListeningService, *logRecorder, string, <-chan error) {
+	t.Helper()
+	rec := &logRecorder{}
+	lg := slog.New(rec)
+	srv := New(Options{Conf: c, Logger: lg})
+	ls := NewListeningService(name, newLineApp())
+	ls.SetLogger(lg)
+	ls.SetAcceptOptions(o)
+	ls.AddTCP("127.0.0.1:0")
+	srv.AddService(ls)
+	addr, done := startServer(t, srv, ls)
+	return srv, ls, rec, addr, done
+}
+
 func (r *logRecorder) String() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -110,17 +127,9 @@ func TestMaxConnsPausesAccept(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &logRecorder{}
-			lg := slog.New(rec)
 			c := conf.Default()
 			tc.conf(c)
-			srv := New(Options{Conf: c, Logger: lg})
-			ls := NewListeningService("limited", newLineApp())
-			ls.SetLogger(lg)
-			ls.SetAcceptOptions(tc.opts)
-			ls.AddTCP("127.0.0.1:0")
-			srv.AddService(ls)
-			addr, _ := startServer(t, srv, ls)
+			_, ls, rec, addr, _ := startLineService(t, "limited", c, tc.opts)
 
 			type client struct {
 				c net.Conn
@@ -323,15 +332,8 @@ func fillDescriptors(t *testing.T) []*os.File {
 // free again.
 func childEMFILE(t *testing.T) {
 	lowerFileLimit(t, 24)
-	rec := &logRecorder{}
-	lg := slog.New(rec)
-	srv := New(Options{Logger: lg})
-	ls := NewListeningService("fd-starved", newLineApp())
-	ls.SetLogger(lg)
-	ls.SetAcceptOptions(AcceptOptions{MaxConns: -1, MaxBackoff: 50 * time.Millisecond, LogInterval: time.Hour})
-	ls.AddTCP("127.0.0.1:0")
-	srv.AddService(ls)
-	addr, _ := startServer(t, srv, ls)
+	_, _, rec, addr, _ := startLineService(t, "fd-starved", nil,
+		AcceptOptions{MaxConns: -1, MaxBackoff: 50 * time.Millisecond, LogInterval: time.Hour})
 
 	old, oldR := dialLine(t, addr, "before")
 	if !echoed(t, old, oldR, "before", 5*time.Second) {
@@ -378,14 +380,7 @@ func childDefaultLimit(t *testing.T) {
 	if DefaultMaxConns() != want {
 		t.Fatalf("DefaultMaxConns() = %d, want %d", DefaultMaxConns(), want)
 	}
-	rec := &logRecorder{}
-	lg := slog.New(rec)
-	srv := New(Options{Logger: lg})
-	ls := NewListeningService("default-limit", newLineApp())
-	ls.SetLogger(lg)
-	ls.AddTCP("127.0.0.1:0")
-	srv.AddService(ls)
-	addr, _ := startServer(t, srv, ls)
+	_, _, rec, addr, _ := startLineService(t, "default-limit", nil, AcceptOptions{})
 	type client struct {
 		c net.Conn
 		r *bufio.Reader
@@ -427,14 +422,7 @@ func childDefaultLimit(t *testing.T) {
 // warning (with a count of 0) came about every other time: twenty shutdowns in a row.
 func TestFastShutdownNoConnectionsNoWarning(t *testing.T) {
 	for i := range 20 {
-		rec := &logRecorder{}
-		lg := slog.New(rec)
-		srv := New(Options{Logger: lg})
-		ls := NewListeningService("idle", newLineApp())
-		ls.SetLogger(lg)
-		ls.AddTCP("127.0.0.1:0")
-		srv.AddService(ls)
-		addr, done := startServer(t, srv, ls)
+		srv, ls, rec, addr, done := startLineService(t, "idle", nil, AcceptOptions{})
 		c, r := dialLine(t, addr, "one")
 		if !echoed(t, c, r, "one", 5*time.Second) {
 			t.Fatal("not served")
